@@ -1,0 +1,36 @@
+"""Settings shared by every TD(lambda) actor-critic agent (dense or spiking)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nmbrl_brian.errors import ConfigError
+
+AGENT_KINDS = ("dense_actor_critic", "spiking_actor_critic")
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """The actor-critic learning rule: TD error, eligibility traces and step sizes."""
+
+    kind: str = "dense_actor_critic"
+    """Which agent to build: ``"dense_actor_critic"`` or ``"spiking_actor_critic"``."""
+    gamma: float = 0.99
+    """Discount factor of the TD error, in [0, 1)."""
+    trace_decay: float = 0.8
+    """Eligibility-trace decay lambda of TD(lambda), in [0, 1]."""
+    actor_lr: float = 0.01
+    """Step size of the actor (policy) parameters."""
+    critic_lr: float = 0.05
+    """Step size of the critic (value) parameters."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in AGENT_KINDS:
+            raise ConfigError("agent.kind", "one of " + ", ".join(repr(k) for k in AGENT_KINDS), self.kind)
+        if not 0.0 <= self.gamma < 1.0:
+            raise ConfigError("agent.gamma", "a number in [0, 1)", self.gamma)
+        if not 0.0 <= self.trace_decay <= 1.0:
+            raise ConfigError("agent.trace_decay", "a number in [0, 1]", self.trace_decay)
+        for name in ("actor_lr", "critic_lr"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"agent.{name}", "a number > 0", getattr(self, name))
