@@ -1,0 +1,95 @@
+"""Command line: ``nmbrl run`` (also ``python -m nmbrl_brian run``) and ``nmbrl config``.
+
+Bad input (unknown key, wrong type or value, missing file or optional dependency)
+prints one line naming the field and what is allowed, exits with code 2 and writes
+no results folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from nmbrl_brian.devices import DEVICES
+from nmbrl_brian.errors import ConfigError, DeviceError
+
+EXIT_BAD_INPUT = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nmbrl", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train an agent and write a results folder")
+    run.add_argument("--config", metavar="FILE.toml", help="TOML config (default: built-in defaults)")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one field by dotted path, e.g. --set agent.gamma=0.98 (repeatable)",
+    )
+    run.add_argument("--seed", type=int, help="the run's seed (overrides the config)")
+    run.add_argument("--out", default="results", metavar="DIR", help="results root folder (default: results)")
+    run.add_argument("--device", help="Brian2 target, one of " + ", ".join(DEVICES) + " (overrides the config)")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
+
+    cfg = sub.add_parser("config", help="print the resolved config, or every field with its documentation")
+    cfg.add_argument("--config", metavar="FILE.toml")
+    cfg.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    cfg.add_argument("--describe", action="store_true", help="list every field, its type, default and doc")
+    return p
+
+
+def _cmd_run(args) -> int:
+    from nmbrl_brian.config import load_config
+    from nmbrl_brian.training.run import resume_training, run_training
+
+    if args.resume:
+        run_dir = resume_training(args.resume)
+    else:
+        config = load_config(args.config, args.overrides, seed=args.seed, device=args.device)
+        run_dir = run_training(config, out=args.out)
+    import pandas as pd
+
+    from nmbrl_brian.training.actor_critic_trainer import steps_to_threshold
+
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    last = metrics.iloc[-1]
+    print(f"results: {run_dir}")
+    print(
+        f"env_steps={int(last.env_steps)} final_return_mean={last.return_mean:.1f} "
+        f"best_return_mean={metrics.return_mean.max():.1f} "
+        f"steps_to_475={steps_to_threshold(metrics):.0f} wall_s={last.wall_s:.1f}"
+    )
+    return 0
+
+
+def _cmd_config(args) -> int:
+    import json
+
+    from nmbrl_brian.config import describe, load_config
+
+    if args.describe:
+        for name, tp, default, doc in describe():
+            print(f"{name} ({tp}, default {default!r}): {doc}")
+        return 0
+    print(json.dumps(load_config(args.config, args.overrides).to_dict(), indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``nmbrl`` command; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _cmd_run(args)
+        return _cmd_config(args)
+    except (ConfigError, DeviceError) as exc:
+        print(f"nmbrl: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""Run configuration: one frozen dataclass tree, loaded from TOML and ``--set`` overrides.
+
+A run is described by :class:`RunConfig`. Its top level holds what every agent
+shares (environment, seed, step budget, evaluation, device); nested sections hold
+the settings of one component each and live next to that component:
+
+========== ======================================================= =================
+section    dataclass                                               used by
+========== ======================================================= =================
+agent      :class:`nmbrl_brian.agents.config.AgentConfig`           every agent
+encoding   :class:`nmbrl_brian.encoding.EncodingConfig`             every agent
+dense      :class:`nmbrl_brian.agents.dense_actor_critic.DenseNetworkConfig`  dense agent
+network    :class:`nmbrl_brian.snn.config.SpikingNetworkConfig`     spiking networks
+========== ======================================================= =================
+
+Every value is checked on load; a bad key, type or value raises
+:class:`~nmbrl_brian.errors.ConfigError` with a one-line message naming the dotted
+field and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nmbrl_brian.agents.config import AgentConfig
+from nmbrl_brian.agents.dense_actor_critic import DenseNetworkConfig
+from nmbrl_brian.devices import DEVICES
+from nmbrl_brian.encoding import EncodingConfig
+from nmbrl_brian.errors import ConfigError
+from nmbrl_brian.snn.config import SpikingNetworkConfig
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one training run."""
+
+    env_id: str = "CartPole-v1"
+    """Gymnasium id of the real environment (1-D Box observations, Discrete actions)."""
+    seed: int = 0
+    """Seed of the agent, the training episodes and the evaluation episodes."""
+    total_env_steps: int = 200_000
+    """Real environment steps to train for."""
+    eval_every: int = 5_000
+    """Evaluate the greedy policy every this many environment steps."""
+    eval_episodes: int = 20
+    """Episodes per evaluation (greedy actions, seeds disjoint from training)."""
+    checkpoint_every: int = 20_000
+    """Save a resumable checkpoint every this many environment steps (0: only at the end)."""
+    device: str = "runtime"
+    """Brian2 target: ``runtime`` (cython, numpy fallback), ``cpp_standalone`` or ``cuda_standalone``."""
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    """The actor-critic learning rule and which agent to build."""
+    encoding: EncodingConfig = field(default_factory=EncodingConfig)
+    """How observations are encoded for the agent."""
+    dense: DenseNetworkConfig = field(default_factory=DenseNetworkConfig)
+    """The dense baseline's network (used when ``agent.kind = "dense_actor_critic"``)."""
+    network: SpikingNetworkConfig = field(default_factory=SpikingNetworkConfig)
+    """The spiking network (used when ``agent.kind = "spiking_actor_critic"``)."""
+
+    def __post_init__(self) -> None:
+        if self.seed < 0:
+            raise ConfigError("seed", "an integer >= 0", self.seed)
+        if self.total_env_steps < 1:
+            raise ConfigError("total_env_steps", "an integer >= 1", self.total_env_steps)
+        if self.eval_every < 1:
+            raise ConfigError("eval_every", "an integer >= 1", self.eval_every)
+        if self.eval_episodes < 1:
+            raise ConfigError("eval_episodes", "an integer >= 1", self.eval_episodes)
+        if self.checkpoint_every < 0:
+            raise ConfigError("checkpoint_every", "an integer >= 0", self.checkpoint_every)
+        if self.device not in DEVICES:
+            raise ConfigError("device", "one of " + ", ".join(DEVICES), self.device)
+        if self.agent.kind == "dense_actor_critic" and self.device != "runtime":
+            raise ConfigError(
+                "device", "'runtime' for agent.kind='dense_actor_critic' (it runs in NumPy)", self.device
+            )
+
+    @property
+    def run_name_stem(self) -> str:
+        """``{env_id}__{agent}__{seed}``; the trainer appends a timestamp."""
+        return f"{self.env_id}__{self.agent.kind}__{self.seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved configuration as plain nested dicts (JSON/TOML serialisable)."""
+        return dataclasses.asdict(self)
+
+    def to_json(self, path: str | Path) -> None:
+        """Write the resolved configuration to ``path`` as JSON."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+# --------------------------------------------------------------------------------------
+# Building dataclasses from nested dicts, with one-line errors
+# --------------------------------------------------------------------------------------
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        (inner, _) = typing.get_args(tp)
+        return f"a list of {_type_name(inner).removeprefix('a ').removeprefix('an ')}s"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
+
+
+def _coerce(value: Any, tp: Any, path: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` and convert lists to tuples."""
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        inner = typing.get_args(tp)[0]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(path, _type_name(tp), value)
+        return tuple(_coerce(v, inner, path) for v in value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(path, "true or false", value)
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(path, "an integer", value)
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(path, "a number", value)
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(path, "a string", value)
+        return value
+    raise TypeError(f"unsupported config annotation {tp!r} at {path}")  # pragma: no cover
+
+
+def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    """Build the frozen dataclass ``cls`` from nested dicts, validating every key and type.
+
+    Parameters
+    ----------
+    cls : type
+        A dataclass type, e.g. :class:`RunConfig`.
+    data : dict
+        Values by field name; nested dataclass fields take nested dicts.
+    prefix : str
+        Dotted path of ``cls`` inside the whole config, for error messages.
+
+    Raises
+    ------
+    ConfigError
+        On an unknown key, a wrong type or a value the dataclass rejects.
+    """
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if key not in fields:
+            raise ConfigError(path, "a known key: one of " + ", ".join(fields), note="unknown key")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, dict):
+                raise ConfigError(path, f"a table of {tp.__name__} settings", value)
+            kwargs[key] = from_dict(tp, value, prefix=f"{path}.")
+        else:
+            kwargs[key] = _coerce(value, tp, path)
+    return cls(**kwargs)
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    """Split ``a.b=value``; the value is read as a TOML value, else as a bare string."""
+    if "=" not in item:
+        raise ConfigError("--set", "key=value with a dotted key, e.g. agent.gamma=0.98", item)
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError("--set", "key=value with a dotted key, e.g. agent.gamma=0.98", item)
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key.split("."), value
+
+
+def _set_nested(data: dict[str, Any], keys: list[str], value: Any) -> None:
+    node = data
+    for i, k in enumerate(keys[:-1]):
+        child = node.setdefault(k, {})
+        if not isinstance(child, dict):
+            raise ConfigError(".".join(keys[: i + 1]), "a section (table), not a value", child)
+        node = child
+    node[keys[-1]] = value
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    **top_level: Any,
+) -> RunConfig:
+    """Resolve a :class:`RunConfig` from a TOML file, ``--set`` overrides and keyword values.
+
+    Later sources win: defaults < TOML file < ``overrides`` < ``top_level`` keywords
+    whose value is not None (the CLI's ``--seed`` and ``--device``).
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        A TOML file whose tables mirror :class:`RunConfig`'s sections.
+    overrides : list of str
+        ``"dotted.key=value"`` items; values are TOML literals or bare strings.
+    **top_level
+        Top-level fields, e.g. ``seed=3``.
+
+    Raises
+    ------
+    ConfigError
+        On an unreadable file or any invalid key, type or value.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError("--config", "an existing TOML file", str(path))
+        try:
+            data = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("--config", "a valid TOML file", str(path), note=str(exc)) from exc
+    for item in overrides:
+        keys, value = _parse_override(item)
+        _set_nested(data, keys, value)
+    for key, value in top_level.items():
+        if value is not None:
+            data[key] = value
+    return from_dict(RunConfig, data)
+
+
+def load_config_json(path: str | Path) -> RunConfig:
+    """Load a resolved ``config.json`` written by :meth:`RunConfig.to_json` (used by ``--resume``)."""
+    return from_dict(RunConfig, json.loads(Path(path).read_text()))
+
+
+def describe(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, str, Any, str]]:
+    """List ``(dotted_name, type, default, doc)`` for every field, reading field docstrings.
+
+    The documentation of a field is the string literal directly under it in the
+    class body, as in CleanRL; this reads it from the source with :mod:`ast`.
+    """
+    import ast
+    import inspect
+    import textwrap
+
+    docs: dict[str, str] = {}
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+        body = tree.body[0].body  # type: ignore[attr-defined]
+        for node, nxt in zip(body, body[1:]):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(nxt, ast.Expr)
+                and isinstance(nxt.value, ast.Constant)
+                and isinstance(nxt.value.value, str)
+            ):
+                docs[node.target.id] = " ".join(nxt.value.value.split())
+    except (OSError, TypeError):  # pragma: no cover - source not available
+        pass
+    hints = typing.get_type_hints(cls)
+    rows: list[tuple[str, str, Any, str]] = []
+    default_obj = cls()
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            rows.extend(describe(tp, prefix=f"{prefix}{f.name}."))
+        else:
+            rows.append((f"{prefix}{f.name}", _type_name(tp), getattr(default_obj, f.name), docs.get(f.name, "")))
+    return rows

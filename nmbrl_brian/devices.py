@@ -1,0 +1,182 @@
+"""Choosing the Brian2 target, in one place.
+
+Three devices are supported:
+
+``runtime``
+    Brian2 runtime mode with cython code generation, falling back to numpy with a
+    warning when no working compiler is found. Network operations (Python callbacks
+    such as the gymnasium coupling) work here.
+``cpp_standalone``
+    The whole simulation is generated as a C++ project in its own build folder and
+    compiled. Network operations are silently dropped by Brian2, so
+    :func:`check_no_network_operations` refuses them with a clear error.
+``cuda_standalone``
+    The same through brian2cuda (the optional extra ``cuda``). Code can be generated
+    and compiled without a GPU (:func:`configure_cuda_without_gpu`), but runs only
+    where a GPU exists.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from nmbrl_brian.errors import DeviceError
+
+DEVICES = ("runtime", "cpp_standalone", "cuda_standalone")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeviceSelection:
+    """What :func:`select_device` set up."""
+
+    name: str
+    """One of :data:`DEVICES`."""
+    codegen_target: str | None
+    """``"cython"`` or ``"numpy"`` in runtime mode, None for standalone devices."""
+    build_dir: Path | None
+    """The standalone project folder, None in runtime mode."""
+
+    @property
+    def is_standalone(self) -> bool:
+        """True for cpp_standalone and cuda_standalone."""
+        return self.name != "runtime"
+
+
+def runtime_codegen_target() -> str:
+    """Return ``"cython"`` if cython code can be compiled here, else warn and return ``"numpy"``."""
+    try:
+        from brian2.codegen.runtime.cython_rt import CythonCodeObject
+
+        if CythonCodeObject.is_available():
+            return "cython"
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        log.debug("cython unavailable: %s", exc)
+    warnings.warn(
+        "device=runtime: no working cython compiler found; falling back to the (slower) numpy target",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    return "numpy"
+
+
+def select_device(name: str, build_dir: str | Path | None = None) -> DeviceSelection:
+    """Activate the Brian2 device ``name`` for the networks built after this call.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`DEVICES`.
+    build_dir : str or Path, optional
+        Folder of the generated standalone project (required for standalone devices,
+        one per run so runs never overwrite each other's builds).
+
+    Returns
+    -------
+    DeviceSelection
+        The device, code-generation target and build folder in use.
+
+    Raises
+    ------
+    DeviceError
+        If ``name`` is unknown, a build folder is missing, or the optional
+        dependency of the device is not installed.
+    """
+    import brian2
+
+    if name not in DEVICES:
+        raise DeviceError(f"device: expected one of {', '.join(DEVICES)}, got {name!r}")
+    if name == "runtime":
+        brian2.set_device("runtime")
+        target = runtime_codegen_target()
+        brian2.prefs.codegen.target = target
+        return DeviceSelection(name, target, None)
+    if build_dir is None:
+        raise DeviceError(f"device: {name} needs a build folder (build_dir)")
+    build_dir = Path(build_dir)
+    if name == "cuda_standalone":
+        try:
+            importlib.import_module("brian2cuda")
+        except ImportError as exc:
+            raise DeviceError(
+                "device: cuda_standalone needs the optional extra 'cuda' "
+                "(pip install 'nmbrl-brian[cuda]', which installs brian2cuda)"
+            ) from exc
+    brian2.set_device(name, directory=str(build_dir), build_on_run=False)
+    return DeviceSelection(name, None, build_dir)
+
+
+def reset_device() -> None:
+    """Return to runtime mode, discarding any standalone project state (e.g. between tests)."""
+    import brian2
+
+    dev = brian2.get_device()
+    if hasattr(dev, "reinit"):
+        dev.reinit()
+    brian2.set_device("runtime")
+
+
+def active_device_is_standalone() -> bool:
+    """True if the active Brian2 device generates a standalone project."""
+    import brian2
+    from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
+
+    return isinstance(brian2.get_device(), CPPStandaloneDevice)
+
+
+def check_no_network_operations(net) -> None:
+    """Refuse a network with ``network_operation`` objects on a standalone device.
+
+    Brian2 drops network operations from standalone projects without a word, which
+    would silently disconnect an environment from its agent. Call this before
+    building or running any network that may be compiled standalone.
+
+    Parameters
+    ----------
+    net : brian2.Network
+        The network to check.
+
+    Raises
+    ------
+    DeviceError
+        If the active device is standalone and ``net`` holds a network operation.
+    """
+    from brian2 import NetworkOperation
+
+    if not active_device_is_standalone():
+        return
+    ops = [obj.name for obj in net.objects if isinstance(obj, NetworkOperation)]
+    if ops:
+        import brian2
+
+        raise DeviceError(
+            f"device: network operations ({', '.join(ops)}) cannot run on "
+            f"{type(brian2.get_device()).__name__}; use device=runtime, or an environment written "
+            "as Brian2 equations for standalone builds"
+        )
+
+
+def configure_cuda_without_gpu(compute_capability: float = 9.0, cuda_runtime_version: float = 13.0) -> None:
+    """Set brian2cuda preferences so CUDA code compiles on a machine without a GPU.
+
+    Follows the recipe in ``BRIAN2_NOTES.md``: skip GPU detection, fix the compute
+    capability and runtime version, and force C++17 (CUDA 13's Thrust rejects the
+    ``-std=c++11`` brian2cuda writes). ``-march=native`` is dropped so the binary can
+    run on another machine.
+    """
+    import brian2
+
+    prefs = brian2.prefs
+    prefs.devices.cuda_standalone.cuda_backend.detect_gpus = False
+    prefs.devices.cuda_standalone.cuda_backend.gpu_id = 0
+    prefs.devices.cuda_standalone.cuda_backend.compute_capability = compute_capability
+    prefs.devices.cuda_standalone.cuda_backend.cuda_runtime_version = cuda_runtime_version
+    flags = [f for f in prefs.devices.cuda_standalone.cuda_backend.extra_compile_args_nvcc if "std=" not in f]
+    prefs.devices.cuda_standalone.cuda_backend.extra_compile_args_nvcc = flags + ["-std=c++17"]
+    gcc = [f for f in prefs.codegen.cpp.extra_compile_args_gcc if f != "-march=native" and "std=" not in f]
+    prefs.codegen.cpp.extra_compile_args_gcc = gcc + ["-std=c++17"]

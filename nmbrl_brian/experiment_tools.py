@@ -1,0 +1,134 @@
+"""What every experiment script shares: the ``--seeds/--out/--quick`` interface,
+resumable multi-seed runs and the final ``key=value`` headline line.
+
+An experiment script stays thin: it parses its arguments with
+:func:`experiment_parser`, trains with :func:`run_seeds`, writes its tables and
+figures under ``--out`` and ends with :func:`print_headline`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from nmbrl_brian.config import RunConfig, load_config, load_config_json
+from nmbrl_brian.errors import ConfigError, DeviceError
+from nmbrl_brian.training.actor_critic_trainer import CHECKPOINT_FILE, steps_to_threshold
+from nmbrl_brian.training.run import resume_training, run_training
+
+
+def experiment_parser(description: str) -> argparse.ArgumentParser:
+    """An argument parser with the shared ``--seeds N``, ``--out DIR`` and ``--quick`` flags."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--seeds", type=int, default=5, help="number of seeds, 0..N-1 (default 5)")
+    p.add_argument("--out", required=True, help="folder for tables, figures and per-seed runs")
+    p.add_argument("--quick", action="store_true", help="smoke-sized run (used by the tests)")
+    return p
+
+
+def check_common_args(args: argparse.Namespace) -> None:
+    """Validate the shared flags; raise :class:`ConfigError` with a one-line message."""
+    if args.seeds < 1:
+        raise ConfigError("--seeds", "an integer >= 1", args.seeds)
+
+
+def run_main(body: Callable[[], dict[str, Any]]) -> int:
+    """Run an experiment body; print its headline, or a one-line error with exit code 2."""
+    try:
+        headline = body()
+    except (ConfigError, DeviceError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print_headline(headline)
+    return 0
+
+
+def print_headline(figures: dict[str, Any]) -> None:
+    """Print the last line of an experiment: ``key=value`` pairs separated by spaces."""
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4g}" if v == v else "nan"
+        return str(v)
+
+    print(" ".join(f"{k}={fmt(v)}" for k, v in figures.items()), flush=True)
+
+
+def _finished(run_dir: Path, config: RunConfig) -> bool:
+    metrics = run_dir / "metrics.csv"
+    if not metrics.is_file() or not (run_dir / "learning_curve.png").is_file():
+        return False
+    return int(pd.read_csv(metrics)["env_steps"].max()) >= config.total_env_steps
+
+
+def run_seeds(
+    config_path: str | Path | None,
+    seeds: int,
+    out: str | Path,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> pd.DataFrame:
+    """Train seeds ``0..seeds-1`` of one config; resume or skip runs already under ``out/runs``.
+
+    Parameters
+    ----------
+    config_path : str or Path, optional
+        TOML config of the runs.
+    seeds : int
+        How many seeds.
+    out : str or Path
+        Experiment folder; each seed's results folder goes under ``out/runs``.
+    overrides : list of str
+        ``--set``-style overrides applied to every seed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        All seeds' ``metrics.csv`` rows concatenated (tidy; column ``seed`` tells them apart).
+    """
+    runs_root = Path(out) / "runs"
+    configs = [load_config(config_path, overrides, seed=s) for s in range(seeds)]  # validate all first
+    frames = []
+    for config in configs:
+        previous = sorted(runs_root.glob(f"{config.run_name_stem}__*")) if runs_root.is_dir() else []
+        previous = [p for p in previous if (p / "config.json").is_file() and load_config_json(p / "config.json") == config]
+        run_dir = previous[-1] if previous else None
+        if run_dir is not None and _finished(run_dir, config):
+            pass
+        elif run_dir is not None and (run_dir / CHECKPOINT_FILE).is_file():
+            resume_training(run_dir)
+        else:
+            run_dir = run_training(config, out=runs_root)
+        frames.append(pd.read_csv(run_dir / "metrics.csv"))
+    return pd.concat(frames, ignore_index=True)
+
+
+def summarise_seeds(metrics: pd.DataFrame, threshold: float = 475.0) -> pd.DataFrame:
+    """Per seed: first env steps with evaluation mean >= ``threshold`` (NaN if never), best return, wall time."""
+    rows = []
+    for seed, df in metrics.groupby("seed"):
+        df = df.sort_values("env_steps")
+        rows.append(
+            {
+                "seed": seed,
+                "steps_to_threshold": steps_to_threshold(df, threshold),
+                "best_return_mean": df["return_mean"].max(),
+                "final_return_mean": df["return_mean"].iloc[-1],
+                "env_steps": int(df["env_steps"].max()),
+                "wall_s": df["wall_s"].max(),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def median_steps(steps: pd.Series) -> float:
+    """Median over all seeds, counting a seed that never reached the threshold (NaN) as infinite.
+
+    Returns NaN when the median itself is such a seed (fewer than half solved).
+    """
+    import numpy as np
+
+    med = float(np.median(steps.fillna(np.inf).to_numpy()))
+    return med if np.isfinite(med) else float("nan")

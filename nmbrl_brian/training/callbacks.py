@@ -1,0 +1,117 @@
+"""Side effects of training, kept out of the loop: progress bar, metrics files, checkpoints.
+
+A callback may ask the trainer to pause at multiples of :attr:`Callback.every`
+environment steps; :meth:`Callback.on_chunk_end` is then called at those points.
+The public ``on_*`` hooks are called by :class:`ActorCriticTrainer`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from nmbrl_brian.plotting import plot_learning_curve, save_figure
+from nmbrl_brian.results import write_csv_atomic
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nmbrl_brian.training.actor_critic_trainer import ActorCriticTrainer
+
+
+class Callback:
+    """Base class: every hook does nothing."""
+
+    #: Pause the loop at multiples of this many env steps to call :meth:`on_chunk_end` (0: never).
+    every: int = 0
+
+    def on_training_start(self, trainer: ActorCriticTrainer) -> None:
+        """Called once before the first step (also after a resume)."""
+
+    def on_chunk_end(self, trainer: ActorCriticTrainer) -> None:
+        """Called whenever the loop pauses (evaluations and multiples of :attr:`every`)."""
+
+    def on_evaluation(self, trainer: ActorCriticTrainer, row: dict) -> None:
+        """Called with each new ``metrics.csv`` row."""
+
+    def on_training_end(self, trainer: ActorCriticTrainer) -> None:
+        """Called once after the last step."""
+
+
+def progress_enabled() -> bool:
+    """Show progress bars on a terminal, never under CI (``CI`` set) or when output is piped."""
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+class ProgressBar(Callback):
+    """A tqdm bar over environment steps with the latest evaluation return."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def on_training_start(self, trainer: ActorCriticTrainer) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(
+            total=trainer.config.total_env_steps,
+            initial=trainer.env_steps,
+            unit="step",
+            desc=trainer.config.run_name_stem,
+            disable=not progress_enabled(),
+        )
+
+    def on_chunk_end(self, trainer: ActorCriticTrainer) -> None:
+        if self.bar is not None:
+            self.bar.update(trainer.env_steps - self.bar.n)
+
+    def on_evaluation(self, trainer: ActorCriticTrainer, row: dict) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix(eval_return=f"{row['return_mean']:.1f}")
+
+    def on_training_end(self, trainer: ActorCriticTrainer) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class MetricsWriter(Callback):
+    """Rewrites ``metrics.csv`` after each evaluation and draws ``learning_curve.png`` at the end."""
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+
+    def on_evaluation(self, trainer: ActorCriticTrainer, row: dict) -> None:
+        write_csv_atomic(trainer.metrics, self.run_dir / "metrics.csv")
+
+    def on_training_end(self, trainer: ActorCriticTrainer) -> None:
+        df = trainer.metrics
+        write_csv_atomic(df, self.run_dir / "metrics.csv")
+        ax = plot_learning_curve(df, label=trainer.config.run_name_stem)
+        ax.axhline(475, ls="--", color="grey", lw=1)
+        save_figure(ax, self.run_dir / "learning_curve.png")
+
+
+class Checkpointer(Callback):
+    """Saves a resumable checkpoint every ``every`` env steps and at the end of training."""
+
+    def __init__(self, every: int):
+        self.every = every
+
+    def on_chunk_end(self, trainer: ActorCriticTrainer) -> None:
+        if self.every and trainer.env_steps % self.every == 0:
+            trainer.save_checkpoint()
+
+    def on_training_end(self, trainer: ActorCriticTrainer) -> None:
+        trainer.save_checkpoint()
+
+
+def metrics_frame(rows: list[dict]) -> pd.DataFrame:
+    """The tidy metrics table of a run (columns :data:`~nmbrl_brian.results.METRIC_COLUMNS` first)."""
+    from nmbrl_brian.results import METRIC_COLUMNS
+
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return pd.DataFrame(columns=list(METRIC_COLUMNS))
+    extra = [c for c in df.columns if c not in METRIC_COLUMNS]
+    return df[list(METRIC_COLUMNS) + extra]

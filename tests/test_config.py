@@ -1,0 +1,94 @@
+"""Config loading and validation: every bad key, type or value names its field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nmbrl_brian.config import RunConfig, describe, from_dict, load_config, load_config_json
+from nmbrl_brian.errors import ConfigError
+
+CONFIGS = Path(__file__).resolve().parents[1] / "nmbrl_brian" / "configs"
+
+
+def test_defaults_are_valid_and_cartpole():
+    cfg = RunConfig()
+    assert cfg.env_id == "CartPole-v1", f"default env should be CartPole-v1, got {cfg.env_id}"
+    assert cfg.device == "runtime"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.toml")))
+def test_shipped_configs_load(name):
+    cfg = load_config(CONFIGS / name)
+    assert cfg.total_env_steps > 0, f"{name}: total_env_steps should be positive"
+
+
+def test_set_overrides_nested_and_top_level():
+    cfg = load_config(
+        CONFIGS / "cartpole_dense.toml",
+        ["total_env_steps=20000", "agent.gamma=0.97", "encoding.kind=raw", "encoding.obs_low=[-1,-2,-3,-4]"],
+        seed=7,
+    )
+    assert cfg.total_env_steps == 20000, "top-level --set was not applied"
+    assert cfg.agent.gamma == 0.97, "nested --set agent.gamma was not applied"
+    assert cfg.encoding.kind == "raw", "bare-string --set value was not applied"
+    assert cfg.encoding.obs_low == (-1.0, -2.0, -3.0, -4.0), "list --set value was not converted to a tuple"
+    assert cfg.seed == 7, "--seed keyword should override the file"
+
+
+@pytest.mark.parametrize(
+    "override, field, allowed",
+    [
+        ("agent.gamma=1.5", "agent.gamma", "[0, 1)"),
+        ("agent.gamma=abc", "agent.gamma", "a number"),
+        ("total_env_steps=1.5", "total_env_steps", "an integer"),
+        ("total_env_steps=0", "total_env_steps", ">= 1"),
+        ("agent.nonsense=1", "agent.nonsense", "one of kind"),
+        ("nonsense=1", "nonsense", "one of env_id"),
+        ("device=gpu", "device", "cpp_standalone"),
+        ("agent.kind=ppo", "agent.kind", "dense_actor_critic"),
+        ("agent=3", "agent", "table"),
+        ("encoding.neurons_per_dim=1", "encoding.neurons_per_dim", ">= 2"),
+    ],
+)
+def test_bad_values_name_the_field(override, field, allowed):
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [override])
+    msg = str(info.value)
+    assert msg.startswith(field + ":"), f"error should start with the field {field!r}: {msg}"
+    assert allowed in msg, f"error should say what is allowed ({allowed!r}): {msg}"
+    assert "\n" not in msg, f"error should be one line: {msg!r}"
+
+
+def test_bad_set_syntax_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"^--set:"):
+        load_config(None, ["no_equals_sign"])
+    with pytest.raises(ConfigError, match=r"^--config:"):
+        load_config(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("this is = = not toml")
+    with pytest.raises(ConfigError, match=r"^--config: expected a valid TOML file"):
+        load_config(bad)
+
+
+def test_json_round_trip(tmp_path):
+    cfg = load_config(None, ["agent.actor_lr=0.123", "seed=4"])
+    cfg.to_json(tmp_path / "config.json")
+    assert load_config_json(tmp_path / "config.json") == cfg, "config.json does not reload to the same config"
+
+
+def test_configs_are_frozen():
+    cfg = RunConfig()
+    with pytest.raises(Exception):
+        cfg.seed = 3  # type: ignore[misc]
+
+
+def test_every_field_is_documented():
+    undocumented = [name for name, _, _, doc in describe() if not doc]
+    assert not undocumented, f"config fields without a docstring line: {undocumented}"
+
+
+def test_from_dict_rejects_wrong_tuple_type():
+    with pytest.raises(ConfigError, match=r"^encoding.obs_low: expected a list of numbers"):
+        from_dict(RunConfig, {"encoding": {"obs_low": "x"}})

@@ -1,0 +1,46 @@
+"""Device selection in one place, and the standalone network-operation guard."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import brian2
+import pytest
+
+from nmbrl_brian.devices import check_no_network_operations, reset_device, select_device
+from nmbrl_brian.errors import DeviceError
+
+
+def test_runtime_picks_a_codegen_target():
+    sel = select_device("runtime")
+    assert sel.codegen_target in ("cython", "numpy")
+    assert brian2.prefs.codegen.target == sel.codegen_target, "prefs.codegen.target was not set"
+    assert not sel.is_standalone
+
+
+def test_unknown_device():
+    with pytest.raises(DeviceError, match=r"^device: expected one of runtime"):
+        select_device("tpu")
+
+
+def test_standalone_needs_build_dir():
+    with pytest.raises(DeviceError, match="build folder"):
+        select_device("cpp_standalone")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("brian2cuda") is not None, reason="brian2cuda is installed")
+def test_cuda_without_extra_is_a_clear_error(tmp_path):
+    with pytest.raises(DeviceError, match=r"optional extra 'cuda'"):
+        select_device("cuda_standalone", tmp_path / "build")
+
+
+def test_network_operation_refused_in_standalone(tmp_path):
+    sel = select_device("cpp_standalone", tmp_path / "build")
+    assert sel.build_dir == tmp_path / "build"
+    group = brian2.NeuronGroup(1, "v : 1", name="guard_group")
+    op = brian2.NetworkOperation(lambda: None, dt=1 * brian2.ms, name="env_bridge")
+    net = brian2.Network(group, op)
+    with pytest.raises(DeviceError, match="env_bridge"):
+        check_no_network_operations(net)
+    reset_device()
+    check_no_network_operations(net)  # runtime: allowed
