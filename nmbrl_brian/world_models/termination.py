@@ -1,0 +1,142 @@
+"""Known termination functions, given per environment instead of learned.
+
+MBPO (Janner et al. 2019, *When to trust your model: model-based policy
+optimization*) learns the dynamics and the reward but hands the model the true
+``done(s')`` of each task. The functions here do the same for the classic-control
+environments. Every bound is read from the environment object itself, so a change of
+constants in gymnasium is picked up automatically.
+
+A termination function maps next observations to terminal flags:
+``fn(next_obs: (N, D) or (D,)) -> bool array (N,) or bool``.
+
+Gymnasium evaluates the condition on its float64 internal state and then rounds the
+observation to float32; a state within float32 rounding of a bound can therefore be
+classified differently from the observation. This is vanishingly rare in practice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+
+__all__ = [
+    "TERMINATION_FNS",
+    "AcrobotTermination",
+    "CartPoleTermination",
+    "MountainCarTermination",
+    "TerminationFn",
+    "termination_fn_for",
+]
+
+TerminationFn = Callable[[np.ndarray], np.ndarray]
+"""``next_obs (N, D) -> terminated (N,) bool``; a single ``(D,)`` observation gives a 0-d array."""
+
+
+def _unwrapped(env_id: str):
+    env = gym.make(env_id)
+    try:
+        return env.unwrapped
+    finally:
+        env.close()
+
+
+@dataclass(frozen=True)
+class CartPoleTermination:
+    """CartPole ends when the cart leaves the track or the pole falls too far.
+
+    ``terminated = |x| > x_threshold or |theta| > theta_threshold_radians`` (strict, as
+    in ``gymnasium.envs.classic_control.cartpole``).
+    """
+
+    x_threshold: float
+    """Half-length of the track (m), from ``env.unwrapped.x_threshold``."""
+    theta_threshold_radians: float
+    """Largest pole angle before failure (rad), from ``env.unwrapped.theta_threshold_radians``."""
+
+    @classmethod
+    def from_env(cls, env_id: str = "CartPole-v1") -> CartPoleTermination:
+        """Read the bounds from ``gym.make(env_id).unwrapped``."""
+        env = _unwrapped(env_id)
+        return cls(float(env.x_threshold), float(env.theta_threshold_radians))
+
+    def __call__(self, next_obs: np.ndarray) -> np.ndarray:
+        s = np.asarray(next_obs, dtype=np.float64)
+        x, theta = s[..., 0], s[..., 2]
+        return (
+            (x < -self.x_threshold)
+            | (x > self.x_threshold)
+            | (theta < -self.theta_threshold_radians)
+            | (theta > self.theta_threshold_radians)
+        )
+
+
+@dataclass(frozen=True)
+class AcrobotTermination:
+    """Acrobot ends when the free end rises above the bar: ``-cos(t1) - cos(t1 + t2) > 1``.
+
+    The observation is ``(cos t1, sin t1, cos t2, sin t2, dt1, dt2)``, so
+    ``cos(t1 + t2) = cos t1 cos t2 - sin t1 sin t2``.
+    """
+
+    height: float = 1.0
+    """Height of the goal line in link lengths (fixed at 1.0 in gymnasium's ``_terminal``)."""
+
+    @classmethod
+    def from_env(cls, env_id: str = "Acrobot-v1") -> AcrobotTermination:
+        """Check that ``env_id`` is an Acrobot (its goal height is a literal in gymnasium)."""
+        _unwrapped(env_id)
+        return cls()
+
+    def __call__(self, next_obs: np.ndarray) -> np.ndarray:
+        s = np.asarray(next_obs, dtype=np.float64)
+        c1, s1, c2, s2 = s[..., 0], s[..., 1], s[..., 2], s[..., 3]
+        return -c1 - (c1 * c2 - s1 * s2) > self.height
+
+
+@dataclass(frozen=True)
+class MountainCarTermination:
+    """MountainCar ends at the flag: ``position >= goal_position and velocity >= goal_velocity``."""
+
+    goal_position: float
+    """Flag position, from ``env.unwrapped.goal_position``."""
+    goal_velocity: float
+    """Least velocity at the flag, from ``env.unwrapped.goal_velocity``."""
+
+    @classmethod
+    def from_env(cls, env_id: str = "MountainCar-v0") -> MountainCarTermination:
+        """Read the goal from ``gym.make(env_id).unwrapped``."""
+        env = _unwrapped(env_id)
+        return cls(float(env.goal_position), float(env.goal_velocity))
+
+    def __call__(self, next_obs: np.ndarray) -> np.ndarray:
+        s = np.asarray(next_obs, dtype=np.float64)
+        return (s[..., 0] >= self.goal_position) & (s[..., 1] >= self.goal_velocity)
+
+
+TERMINATION_FNS: dict[str, type] = {
+    "CartPole-v0": CartPoleTermination,
+    "CartPole-v1": CartPoleTermination,
+    "Acrobot-v1": AcrobotTermination,
+    "MountainCar-v0": MountainCarTermination,
+}
+"""Environment ids with a known termination function, and the class that builds it."""
+
+
+def termination_fn_for(env_id: str) -> TerminationFn | None:
+    """The known termination function of ``env_id``, or None if there is none.
+
+    Parameters
+    ----------
+    env_id : str
+        A gymnasium id, e.g. ``"CartPole-v1"``.
+
+    Returns
+    -------
+    callable or None
+        ``fn(next_obs) -> bool array`` with bounds read from the environment.
+    """
+    cls = TERMINATION_FNS.get(env_id)
+    return None if cls is None else cls.from_env(env_id)
