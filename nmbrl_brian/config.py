@@ -80,6 +80,13 @@ class RunConfig:
             raise ConfigError(
                 "device", "'runtime' for agent.kind='dense_actor_critic' (it runs in NumPy)", self.device
             )
+        if self.agent.kind == "spiking_actor_critic" and self.device != "runtime":
+            raise ConfigError(
+                "device",
+                "'runtime' for agent.kind='spiking_actor_critic' (its gymnasium coupling is a network "
+                "operation, which standalone devices drop)",
+                self.device,
+            )
 
     @property
     def run_name_stem(self) -> str:

@@ -17,12 +17,14 @@ synapses from :mod:`nmbrl_brian.snn` when ``network.hidden_learning`` is on.
 from __future__ import annotations
 
 import copy
+import tempfile
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import brian2
 import numpy as np
-from brian2 import Hz, Network, NeuronGroup, SpikeMonitor, Synapses, ms
+from brian2 import Clock, Hz, Network, NeuronGroup, SpikeMonitor, Synapses, ms
 
 from nmbrl_brian.agents.base import BaseAgent
 from nmbrl_brian.agents.config import AgentConfig
@@ -87,7 +89,7 @@ class SpikingActorCritic(BaseAgent):
         self._build(seed)
         self.bridge = EnvironmentBridge(
             self,
-            self.period,
+            self.period_clock,
             gamma=agent.gamma,
             actor_lr=agent.actor_lr,
             critic_lr=agent.critic_lr,
@@ -103,7 +105,10 @@ class SpikingActorCritic(BaseAgent):
         rng = np.random.default_rng(seed + 7919)
         brian2.seed(seed)
         n_in, n_rec, n_out = self.encoder.size, cfg.n_recurrent, self.n_actions + 1
-        dt = cfg.dt_ms * ms
+        # Explicitly named clocks keep stored states restorable into another instance.
+        self.step_clock = Clock(cfg.dt_ms * ms, name="ac_step_clock")
+        self.period_clock = Clock(self.period, name="ac_period_clock")
+        step, per = self.step_clock, self.period_clock
         ns = {
             "tau_m": cfg.tau_m_ms * ms,
             "tau_out": cfg.tau_out_ms * ms,
@@ -115,30 +120,30 @@ class SpikingActorCritic(BaseAgent):
         if cfg.input_kind == "poisson":
             self.inputs = NeuronGroup(
                 n_in, "x : 1  # encoded feature in [0, 1]", threshold="rand() < x * max_rate * dt",
-                namespace=ns, dt=dt, name="ac_input",
+                namespace=ns, clock=step, name="ac_input",
             )
         else:
-            self.inputs = NeuronGroup(n_in, "x : 1  # encoded feature in [0, 1]", dt=dt, name="ac_input")
+            self.inputs = NeuronGroup(n_in, "x : 1  # encoded feature in [0, 1]", clock=step, name="ac_input")
         self.recurrent = NeuronGroup(
             n_rec, RECURRENT_LIF, threshold="v > v_th", reset="v -= v_th; zbar += 1",
-            refractory=cfg.refractory_ms * ms, method="exact", namespace=ns, dt=dt, name="ac_recurrent",
+            refractory=cfg.refractory_ms * ms, method="exact", namespace=ns, clock=step, name="ac_recurrent",
         )
-        self.readouts = NeuronGroup(n_out, ac_eqs.READOUT_NEURON, method="exact", namespace=ns, dt=dt, name="ac_readout")
+        self.readouts = NeuronGroup(n_out, ac_eqs.READOUT_NEURON, method="exact", namespace=ns, clock=step, name="ac_readout")
 
         # Input -> recurrent: sparse, fixed-scale random weights.
         w_in_scale = cfg.input_weight_scale / np.sqrt(max(1.0, n_in * cfg.p_input))
         if cfg.input_kind == "poisson":
-            self.syn_in = Synapses(self.inputs, self.recurrent, "w : 1", on_pre="v_post += w", dt=dt, name="ac_syn_in")
+            self.syn_in = Synapses(self.inputs, self.recurrent, "w : 1", on_pre="v_post += w", clock=step, name="ac_syn_in")
         else:
             self.syn_in = Synapses(
-                self.inputs, self.recurrent, "w : 1\nI_in_post = w * x_pre : 1 (summed)", dt=dt, name="ac_syn_in"
+                self.inputs, self.recurrent, "w : 1\nI_in_post = w * x_pre : 1 (summed)", clock=step, name="ac_syn_in"
             )
-            self.recurrent.run_regularly("v += I_in", dt=dt, when="before_groups", name="ac_input_drive")
+            self.recurrent.run_regularly("v += I_in", clock=step, when="before_groups", name="ac_input_drive")
         brian2.seed(seed)
         self.syn_in.connect(p=cfg.p_input)
         self.syn_in.w = rng.normal(0.0, w_in_scale, len(self.syn_in))
         # Recurrent: sparse, no self-connections.
-        self.syn_rec = Synapses(self.recurrent, self.recurrent, "w : 1", on_pre="v_post += w", dt=dt, name="ac_syn_rec")
+        self.syn_rec = Synapses(self.recurrent, self.recurrent, "w : 1", on_pre="v_post += w", clock=step, name="ac_syn_rec")
         self.syn_rec.connect(condition="i != j", p=cfg.p_recurrent)
         w_rec_scale = cfg.recurrent_weight_scale / np.sqrt(max(1.0, n_rec * cfg.p_recurrent))
         self.syn_rec.w = rng.normal(0.0, w_rec_scale, len(self.syn_rec))
@@ -146,13 +151,13 @@ class SpikingActorCritic(BaseAgent):
         # Recurrent -> readouts: all-to-all, learned with TD(lambda) traces.
         self.syn_out = Synapses(
             self.recurrent, self.readouts, ac_eqs.READOUT_SYNAPSE, on_pre=ac_eqs.READOUT_ON_PRE,
-            namespace=ns, dt=dt, name="ac_syn_out",
+            namespace=ns, clock=step, name="ac_syn_out",
         )
         self.syn_out.connect()
-        self.syn_out.run_regularly(ac_eqs.READOUT_WEIGHT_UPDATE, dt=self.period, when="start", order=-5, name="ac_out_w_update")
-        self.syn_out.run_regularly(ac_eqs.READOUT_TRACE_UPDATE, dt=self.period, when="start", order=0, name="ac_out_trace_update")
-        self.readouts.run_regularly(ac_eqs.BIAS_UPDATE, dt=self.period, when="start", order=-5, name="ac_bias_update")
-        self.readouts.run_regularly(ac_eqs.BIAS_TRACE_UPDATE, dt=self.period, when="start", order=0, name="ac_bias_trace_update")
+        self.syn_out.run_regularly(ac_eqs.READOUT_WEIGHT_UPDATE, clock=per, when="start", order=-5, name="ac_out_w_update")
+        self.syn_out.run_regularly(ac_eqs.READOUT_TRACE_UPDATE, clock=per, when="start", order=0, name="ac_out_trace_update")
+        self.readouts.run_regularly(ac_eqs.BIAS_UPDATE, clock=per, when="start", order=-5, name="ac_bias_update")
+        self.readouts.run_regularly(ac_eqs.BIAS_TRACE_UPDATE, clock=per, when="start", order=0, name="ac_bias_trace_update")
         self.spikes_rec = SpikeMonitor(self.recurrent, record=False, name="ac_spikes_rec")
         self.net = Network(
             self.inputs, self.recurrent, self.readouts, self.syn_in, self.syn_rec, self.syn_out,
@@ -272,17 +277,10 @@ class SpikingActorCritic(BaseAgent):
     # Checkpoints and accounting
     def state_dict(self) -> dict[str, Any]:
         """Network variables (weights, traces, neuron state, clock, Brian2 RNG), bridge and RNG state."""
-        import os
-        import tempfile
-
-        fd, path = tempfile.mkstemp(suffix=".brianstate")
-        os.close(fd)
-        try:
-            self.net.store("checkpoint", filename=path)
-            with open(path, "rb") as f:
-                brian_state = f.read()
-        finally:
-            os.unlink(path)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "network.pkl"
+            self.net.store("checkpoint", filename=str(path))
+            brian_state = path.read_bytes()
         return {
             "brian_state": brian_state,
             "bridge_state": asdict(self.bridge.state),
@@ -290,16 +288,10 @@ class SpikingActorCritic(BaseAgent):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        import os
-        import tempfile
-
-        fd, path = tempfile.mkstemp(suffix=".brianstate")
-        with os.fdopen(fd, "wb") as f:
-            f.write(state["brian_state"])
-        try:
-            self.net.restore("checkpoint", filename=path, restore_random_state=True)
-        finally:
-            os.unlink(path)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "network.pkl"
+            path.write_bytes(state["brian_state"])
+            self.net.restore("checkpoint", filename=str(path), restore_random_state=True)
         self.bridge.state = BridgeState(**state["bridge_state"])
         self.rng.bit_generator.state = state["rng"]
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from brian2 import NetworkOperation, Quantity
+from brian2 import Clock, NetworkOperation
 
 from nmbrl_brian.training.env_loop import EnvLoop
 
@@ -89,8 +89,8 @@ class EnvironmentBridge:
     ----------
     network : BridgedNetwork
         The spiking actor-critic.
-    period : Quantity
-        Network time per environment step.
+    clock : brian2.Clock
+        Ticks once per environment step (``dt`` = network time per environment step).
     gamma, actor_lr, critic_lr : float
         Discount and step sizes of the TD(lambda) actor-critic.
     rng : numpy.random.Generator
@@ -102,7 +102,7 @@ class EnvironmentBridge:
     def __init__(
         self,
         network: BridgedNetwork,
-        period: Quantity,
+        clock: Clock,
         *,
         gamma: float,
         actor_lr: float,
@@ -121,7 +121,7 @@ class EnvironmentBridge:
         self.learn = True
         self.max_episodes: int | None = None
         self.on_budget_spent = lambda: None
-        self.operation = NetworkOperation(self._tick, dt=period, when="start", order=-10, name=name)
+        self.operation = NetworkOperation(self._tick, clock=clock, when="start", order=-10, name=name)
 
     def attach(
         self,

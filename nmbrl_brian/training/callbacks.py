@@ -115,3 +115,26 @@ def metrics_frame(rows: list[dict]) -> pd.DataFrame:
         return pd.DataFrame(columns=list(METRIC_COLUMNS))
     extra = [c for c in df.columns if c not in METRIC_COLUMNS]
     return df[list(METRIC_COLUMNS) + extra]
+
+
+class EnergyReport(Callback):
+    """Writes ``energy.csv`` at the end of training for agents that count their operations.
+
+    Rows: one per energy model and operation kind (count and joules), with the run's
+    ``env_steps`` and ``seed``; see :mod:`nmbrl_brian.energy`.
+    """
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+
+    def on_training_end(self, trainer: ActorCriticTrainer) -> None:
+        counts = getattr(trainer.agent, "operation_counts", None)
+        if counts is None:
+            return
+        from nmbrl_brian.energy import CMOS_45NM_FP32, LOIHI
+
+        ops = counts()
+        table = pd.concat([model.breakdown(ops) for model in (LOIHI, CMOS_45NM_FP32)], ignore_index=True)
+        table["env_steps"] = trainer.env_steps
+        table["seed"] = trainer.config.seed
+        write_csv_atomic(table, self.run_dir / "energy.csv")

@@ -13,7 +13,7 @@ from nmbrl_brian.envs import EnvironmentWrapper
 from nmbrl_brian.errors import ConfigError
 from nmbrl_brian.results import new_run_dir
 from nmbrl_brian.training.actor_critic_trainer import CHECKPOINT_FILE, ActorCriticTrainer
-from nmbrl_brian.training.callbacks import Callback, Checkpointer, MetricsWriter, ProgressBar
+from nmbrl_brian.training.callbacks import Callback, Checkpointer, EnergyReport, MetricsWriter, ProgressBar
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ def _build_trainer(config: RunConfig, run_dir: Path, extra_callbacks) -> ActorCr
         ProgressBar(),
         MetricsWriter(run_dir),
         Checkpointer(config.checkpoint_every),
+        EnergyReport(run_dir),
         *extra_callbacks,
     ]
     return ActorCriticTrainer(config, agent, env, eval_env, run_dir, callbacks)
