@@ -2,5 +2,6 @@
 
 from nmbrl_brian.agents.base import BaseAgent
 from nmbrl_brian.agents.config import AgentConfig
+from nmbrl_brian.agents.dense_actor_critic import DenseActorCritic, DenseNetworkConfig
 
-__all__ = ["AgentConfig", "BaseAgent"]
+__all__ = ["AgentConfig", "BaseAgent", "DenseActorCritic", "DenseNetworkConfig"]
