@@ -77,7 +77,9 @@ def test_td_lambda_update_matches_hand_computation():
     for s, a, r, s_next in transitions:
         v = wc[0] * s[0] + wc[1] * s[1] + bc
         v_next = wc[0] * s_next[0] + wc[1] * s_next[1] + bc
-        logits = np.array([wa[0, 0] * s[0] + wa[0, 1] * s[1] + ba[0], wa[1, 0] * s[0] + wa[1, 1] * s[1] + ba[1]])
+        logits = np.array(
+            [wa[0, 0] * s[0] + wa[0, 1] * s[1] + ba[0], wa[1, 0] * s[0] + wa[1, 1] * s[1] + ba[1]]
+        )
         pi = np.exp(logits) / np.exp(logits).sum()
         e_a = np.array([1.0 if i == a else 0.0 for i in range(2)])
         zc_w = GAMMA * LAM * zc_w + s
@@ -93,16 +95,32 @@ def test_td_lambda_update_matches_hand_computation():
 
         agent.observe(s, a, r, s_next, False, False)
 
-    assert deltas[0] != pytest.approx(0.0) and deltas[1] != pytest.approx(0.0), "test needs non-zero TD errors"
-    np.testing.assert_allclose(agent.critic_traces["critic_w"], zc_w, err_msg="critic trace z^V (weights) is wrong")
-    np.testing.assert_allclose(agent.critic_traces["critic_b"], [zc_b], err_msg="critic trace z^V (bias) is wrong")
-    np.testing.assert_allclose(agent.actor_traces["actor_w"], za_w, err_msg="actor trace z^pi (weights) is wrong")
-    np.testing.assert_allclose(agent.actor_traces["actor_b"], za_b, err_msg="actor trace z^pi (bias) is wrong")
+    assert deltas[0] != pytest.approx(0.0) and deltas[1] != pytest.approx(0.0), (
+        "test needs non-zero TD errors"
+    )
+    np.testing.assert_allclose(
+        agent.critic_traces["critic_w"], zc_w, err_msg="critic trace z^V (weights) is wrong"
+    )
+    np.testing.assert_allclose(
+        agent.critic_traces["critic_b"], [zc_b], err_msg="critic trace z^V (bias) is wrong"
+    )
+    np.testing.assert_allclose(
+        agent.actor_traces["actor_w"], za_w, err_msg="actor trace z^pi (weights) is wrong"
+    )
+    np.testing.assert_allclose(
+        agent.actor_traces["actor_b"], za_b, err_msg="actor trace z^pi (bias) is wrong"
+    )
     assert not agent.critic_traces["actor_w"].any(), "the value gradient must not reach the actor readout"
     assert not agent.actor_traces["critic_w"].any(), "the policy gradient must not reach the critic readout"
-    np.testing.assert_allclose(agent.params["critic_w"], wc, err_msg="critic weights after two TD(lambda) steps")
-    np.testing.assert_allclose(agent.params["critic_b"], [bc], err_msg="critic bias after two TD(lambda) steps")
-    np.testing.assert_allclose(agent.params["actor_w"], wa, err_msg="actor weights after two TD(lambda) steps")
+    np.testing.assert_allclose(
+        agent.params["critic_w"], wc, err_msg="critic weights after two TD(lambda) steps"
+    )
+    np.testing.assert_allclose(
+        agent.params["critic_b"], [bc], err_msg="critic bias after two TD(lambda) steps"
+    )
+    np.testing.assert_allclose(
+        agent.params["actor_w"], wa, err_msg="actor weights after two TD(lambda) steps"
+    )
     np.testing.assert_allclose(agent.params["actor_b"], ba, err_msg="actor bias after two TD(lambda) steps")
     assert agent.steps == 2, f"steps should count observe() calls, got {agent.steps}"
 
@@ -120,7 +138,9 @@ def test_terminated_does_not_bootstrap_truncated_does(terminated, truncated):
     delta = (agent.params["critic_b"][0] - BC) / CRITIC_LR
     what = "terminated must not bootstrap" if terminated else "truncated must bootstrap from next_obs"
     assert delta == pytest.approx(expected_delta), f"{what}: TD error {delta}, expected {expected_delta}"
-    assert not agent.trace_critic.any() and not agent.trace_actor.any(), "traces must be cleared at episode end"
+    assert not agent.trace_critic.any() and not agent.trace_actor.any(), (
+        "traces must be cleared at episode end"
+    )
     assert agent.episodes == 1, f"an episode end should be counted, got {agent.episodes}"
 
 
@@ -130,17 +150,23 @@ def test_features_normalised_and_cache_follows_content():
     assert np.linalg.norm(agent.features(obs)) == pytest.approx(1.0), "centre features should have unit norm"
     first = agent.features(obs).copy()
     obs[2] = 0.1  # mutate in place: the cache must not return stale features
-    assert not np.allclose(agent.features(obs), first), "features were not recomputed for a changed observation"
+    assert not np.allclose(agent.features(obs), first), (
+        "features were not recomputed for a changed observation"
+    )
 
 
 def test_greedy_is_argmax_and_sampling_follows_softmax():
     agent = _tiny_agent()
     s = np.array([1.0, 2.0])
     pi = agent.policy(s)
-    assert agent.act(s, explore=False) == int(np.argmax(pi)), "explore=False should take the most likely action"
+    assert agent.act(s, explore=False) == int(np.argmax(pi)), (
+        "explore=False should take the most likely action"
+    )
     n = 4000
     freq = np.mean([agent.act(s, explore=True) for _ in range(n)])
-    assert abs(freq - pi[1]) < 4 * np.sqrt(pi[1] * (1 - pi[1]) / n), f"sampled P(a=1)={freq}, softmax says {pi[1]}"
+    assert abs(freq - pi[1]) < 4 * np.sqrt(pi[1] * (1 - pi[1]) / n), (
+        f"sampled P(a=1)={freq}, softmax says {pi[1]}"
+    )
 
 
 @pytest.mark.parametrize("hidden_units", [0, 8])
@@ -151,15 +177,21 @@ def test_state_dict_round_trip_resumes_exactly(tmp_path, hidden_units):
     agent.save(tmp_path / "agent.pkl")
     loop_copy = copy.deepcopy(loop)
 
-    restored = _cartpole_agent(seed=99, hidden_units=hidden_units)  # different seed: everything must be loaded
+    restored = _cartpole_agent(
+        seed=99, hidden_units=hidden_units
+    )  # different seed: everything must be loaded
     restored.load(tmp_path / "agent.pkl")
     assert restored.steps == agent.steps and restored.episodes == agent.episodes, "step counters not restored"
-    np.testing.assert_array_equal(restored.trace_actor, agent.trace_actor, err_msg="actor traces not restored")
+    np.testing.assert_array_equal(
+        restored.trace_actor, agent.trace_actor, err_msg="actor traces not restored"
+    )
 
     actions_a = _run(agent, loop, 300)
     actions_b = _run(restored, loop_copy, 300)
     assert actions_a == actions_b, "a restored agent should take the same actions as the original"
-    np.testing.assert_array_equal(restored.theta, agent.theta, err_msg="a restored agent should learn identically")
+    np.testing.assert_array_equal(
+        restored.theta, agent.theta, err_msg="a restored agent should learn identically"
+    )
 
 
 def test_same_seed_same_actions_different_seed_differs():
@@ -178,7 +210,9 @@ def test_interact_learns_cartpole_quickly():
     agent = _cartpole_agent(0)
     agent.interact(EnvLoop(EnvironmentWrapper("CartPole-v1"), seed=0), max_steps=5000)
     returns: list[float] = []
-    eval_loop = EnvLoop(EnvironmentWrapper("CartPole-v1"), seed=10**6, on_episode_end=lambda r, n: returns.append(r))
+    eval_loop = EnvLoop(
+        EnvironmentWrapper("CartPole-v1"), seed=10**6, on_episode_end=lambda r, n: returns.append(r)
+    )
     agent.interact(eval_loop, max_episodes=5, explore=False, learn=False)
     assert np.mean(returns) > 150, f"5k steps should lift the greedy return well above random, got {returns}"
 

@@ -65,14 +65,20 @@ class DenseNetworkConfig:
     """Clip the TD error to [-td_error_clip, td_error_clip] before the update (0: no clipping)."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.hidden_units, bool) or not isinstance(self.hidden_units, int) or self.hidden_units < 0:
+        if (
+            isinstance(self.hidden_units, bool)
+            or not isinstance(self.hidden_units, int)
+            or self.hidden_units < 0
+        ):
             raise ConfigError("dense.hidden_units", "an integer >= 0", self.hidden_units)
         if not self.init_scale > 0:
             raise ConfigError("dense.init_scale", "a number > 0", self.init_scale)
         if not isinstance(self.normalize_features, bool):
             raise ConfigError("dense.normalize_features", "true or false", self.normalize_features)
         if not self.td_error_clip >= 0:
-            raise ConfigError("dense.td_error_clip", "a number >= 0 (0 turns clipping off)", self.td_error_clip)
+            raise ConfigError(
+                "dense.td_error_clip", "a number >= 0 (0 turns clipping off)", self.td_error_clip
+            )
 
 
 def expected_feature_norm(encoder: PopulationEncoder) -> float:
@@ -144,7 +150,9 @@ class DenseActorCritic(BaseAgent):
         shapes = {}
         if n_hidden > 0:
             shapes.update(hidden_w=(n_hidden, n_in), hidden_b=(n_hidden,))
-        shapes.update(critic_w=(n_mid,), critic_b=(1,), actor_w=(self.n_actions, n_mid), actor_b=(self.n_actions,))
+        shapes.update(
+            critic_w=(n_mid,), critic_b=(1,), actor_w=(self.n_actions, n_mid), actor_b=(self.n_actions,)
+        )
         size = sum(int(np.prod(s)) for s in shapes.values())
         self.theta = np.zeros(size)  # all parameters, flat
         self.trace_critic = np.zeros(size)  # z^V
