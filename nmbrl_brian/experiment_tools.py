@@ -51,7 +51,9 @@ def print_headline(figures: dict[str, Any]) -> None:
     """Print the last line of an experiment: ``key=value`` pairs separated by spaces."""
     def fmt(v: Any) -> str:
         if isinstance(v, float):
-            return f"{v:.4g}" if v == v else "nan"
+            if v != v:
+                return "nan"
+            return str(int(v)) if v.is_integer() else f"{v:.4g}"
         return str(v)
 
     print(" ".join(f"{k}={fmt(v)}" for k, v in figures.items()), flush=True)

@@ -1,0 +1,67 @@
+"""Subprocess smoke tests of the experiment scripts (``--quick``) and the analysis tool."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_script(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def headline(stdout: str) -> dict[str, str]:
+    last = stdout.strip().splitlines()[-1]
+    return dict(item.split("=", 1) for item in last.split())
+
+
+def test_baseline_dense_quick_and_resumable(tmp_path):
+    out = tmp_path / "dense"
+    proc = run_script("experiments/baseline_dense.py", "--quick", "--seeds", "2", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    figures = headline(proc.stdout)
+    assert set(figures) == {"steps_to_475_median", "seeds_solved", "wall_s_median"}, f"headline: {figures}"
+    assert figures["seeds_solved"].endswith("/2")
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert sorted(metrics["seed"].unique()) == [0, 1], "metrics.csv should hold both seeds"
+    assert (out / "learning_curves.png").is_file() and (out / "summary.csv").is_file()
+    runs_before = sorted(p.name for p in (out / "runs").iterdir())
+    again = run_script("experiments/baseline_dense.py", "--quick", "--seeds", "2", "--out", str(out))
+    assert again.returncode == 0
+    assert sorted(p.name for p in (out / "runs").iterdir()) == runs_before, "a re-run should reuse finished seeds"
+    assert headline(again.stdout) == figures, "a re-run over finished seeds should report the same figures"
+
+    collected = tmp_path / "all.csv"
+    proc = run_script("analysis/collect_runs.py", str(out), "--out", str(collected))
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(collected)
+    assert {"run", "agent.actor_lr", "return_mean"} <= set(table.columns), f"columns: {list(table.columns)}"
+    assert table["run"].nunique() == 2
+
+
+def test_experiment_rejects_bad_seeds(tmp_path):
+    proc = run_script("experiments/baseline_dense.py", "--seeds", "0", "--out", str(tmp_path / "x"))
+    assert proc.returncode == 2, "--seeds 0 should exit with code 2"
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: --seeds:"), proc.stderr
+    assert not (tmp_path / "x").exists(), "bad input must not create the output folder"
+
+
+@pytest.mark.slow
+def test_snn_model_free_quick(tmp_path):
+    out = tmp_path / "snn"
+    proc = run_script("experiments/snn_model_free.py", "--quick", "--seeds", "1", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = headline(proc.stdout)
+    assert {"steps_to_475_median", "seeds_solved", "env_steps_per_s"} <= set(figures), f"headline: {figures}"
+    assert float(figures["env_steps_per_s"]) > 0
+    summary = pd.read_csv(out / "summary.csv")
+    assert set(summary["agent"]) == {"spiking_actor_critic", "dense_actor_critic"}
+    energy = pd.read_csv(out / "energy.csv")
+    assert (energy["energy_j"] >= 0).all() and energy["count"].sum() > 0, "energy.csv should count operations"
+    assert (out / "learning_curves.png").is_file()
