@@ -1,0 +1,303 @@
+"""LIF and ALIF neurons for e-prop, and leaky readouts, as discrete-time Brian2 code.
+
+E-prop (Bellec et al. 2020, "A solution to the learning dilemma for recurrent
+networks of spiking neurons", Nat. Commun. 11:3625, Methods) is derived for the
+discrete-time dynamics below, so they are written here as explicit one-step maps
+(``run_regularly`` code with exact decay factors) rather than ODEs: the Brian2 network
+and the NumPy reference (:mod:`nmbrl_brian.snn.reference`) then compute the same
+numbers. With time step ``dt`` the decay factors are
+
+.. math::
+
+    \\alpha = e^{-dt/\\tau_m}, \\qquad \\rho = e^{-dt/\\tau_a}, \\qquad
+    \\kappa = e^{-dt/\\tau_{out}},
+
+the exact solutions of ``dv/dt = -v/tau_m``, ``da/dt = -a/tau_a`` and
+``dy/dt = -y/tau_out`` over one step.
+
+Recurrent neuron ``j`` (the paper's Eqs. (1)-(2) and Methods "ALIF"), spikes
+:math:`z_j^t \\in \\{0, 1\\}`, input values :math:`x_i^t` (see the note on time
+indices below):
+
+.. math::
+
+    A_j^t &= v_{th} + \\beta a_j^t \\qquad (\\text{LIF}: \\beta = 0,\\ a \\equiv 0) \\\\
+    z_j^t &= H(v_j^t - A_j^t)\\,[r_j^t = 0] \\\\
+    v_j^{t+1} &= \\alpha v_j^t + \\sum_i W^{in}_{ji} x_i^t + \\sum_i W^{rec}_{ji} z_i^t
+                - v_{th} z_j^t \\\\
+    a_j^{t+1} &= \\rho a_j^t + z_j^t \\\\
+    \\psi_j^t &= \\frac{\\gamma_{pd}}{v_{th}}
+                \\max\\Big(0, 1 - \\Big|\\frac{v_j^t - A_j^t}{v_{th}}\\Big|\\Big)\\,[r_j^t = 0]
+
+:math:`r_j^t` counts the refractory steps left (``n_ref`` steps after a spike, during
+which the neuron cannot spike and :math:`\\psi = 0`); :math:`\\psi` is the
+pseudo-derivative standing in for :math:`\\partial z / \\partial v`. Each neuron
+also keeps two filtered spike trains:
+
+.. math::
+
+    \\bar z_j^{t+1} = \\alpha \\bar z_j^t + z_j^t \\qquad
+    \\text{(the eligibility vector } \\epsilon^v\\text{ of every synapse leaving } j),
+    \\qquad
+    \\bar z^{out,t}_j = \\kappa \\bar z^{out,t-1}_j + z_j^t
+    \\quad\\text{(the readouts' input; their exact eligibility trace)}.
+
+Readout ``k`` (leaky, no spikes) and its error and learning signal:
+
+.. math::
+
+    y_k^t &= \\kappa y_k^{t-1} + \\sum_j W^{out}_{kj} z_j^t + b_k \\\\
+    \\mathrm{err}_k^t &= y_k^t - y_k^{*,t} \\quad\\text{(supervised; otherwise set by the caller)} \\\\
+    L_j^t &= \\sum_k B_{jk}\\, \\mathrm{err}_k^t
+
+with feedback weights ``B`` random or symmetric (``B = W_out^T``). The synaptic side
+(eligibility traces, accumulators, weight updates) is in
+:mod:`nmbrl_brian.equations.eprop_synapses`.
+
+Time indices and the Brian2 schedule. An input neuron emits :math:`x_i^t` in the
+``thresholds`` slot of step ``t``; it reaches :math:`v^{t+1}` like a recurrent spike
+(the paper's :math:`x^{t+1}` is our :math:`x^t`, a relabelling). Within step ``t``:
+
+1. ``groups``: the learning signal :math:`L^{t-1}` (summed variable) from the error
+   of the previous step;
+2. ``before_thresholds`` (order 0): input neurons draw :math:`x^t` and update
+   :math:`\\bar z`; (order 1) synapses accumulate gradients and advance traces;
+3. ``thresholds``: :math:`z^t` from :math:`v^t, A^t, r^t`;
+4. ``synapses``: spikes add weights into the input buffers ``I_syn``;
+5. ``after_synapses``: :data:`RECURRENT_UPDATE` (:math:`v^{t+1}`, :math:`a^{t+1}`,
+   :math:`\\bar z`, :math:`\\psi^{t+1}`) and :data:`READOUT_UPDATE` (:math:`y^t`,
+   :math:`\\mathrm{err}^t`);
+6. ``end``: every ``update_interval`` steps, the weight updates.
+
+Spikes go into a buffer ``I_syn`` (not straight into ``v``) so that the update in
+step 5 can decay ``v`` first, as the discrete map says; the update re-evaluates the
+threshold condition on the unchanged state to know which neurons spiked, so the
+neurons need neither a reset nor a Brian2 refractory mechanism.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from brian2 import Equations, Hz, Quantity, ms
+
+NEURON_MODELS = ("LIF", "ALIF")
+INPUT_KINDS = ("poisson", "current", "timed")
+
+# --------------------------------------------------------------------------------------
+# Recurrent LIF / ALIF neurons: one template, the adaptive lines composed in or out
+# --------------------------------------------------------------------------------------
+
+_RECURRENT_COMMON = """
+v : 1                # membrane potential (threshold units: v_th is dimensionless)
+I_syn : 1            # weighted spikes that arrived in this step (cleared by the update)
+ref_left : 1         # refractory steps left (0: may spike)
+psi : 1              # pseudo-derivative dz/dv for the next step's threshold
+zbar : 1             # spike train filtered with alpha = exp(-dt/tau_m) (eligibility vector)
+zbar_out : 1         # spike train filtered with kappa = exp(-dt/tau_out) (readout trace)
+L : 1                # learning signal sum_k B_jk err_k (summed by the feedback synapses)
+"""
+_RECURRENT_ADAPTIVE = """
+a : 1                # threshold adaptation (spike count filtered with rho = exp(-dt/tau_adapt))
+"""
+
+#: Threshold condition; ``{A}`` is the (adaptive) threshold expression.
+_RECURRENT_THRESHOLD = "v > {A} and ref_left <= 0"
+
+#: One step of the discrete dynamics (``after_synapses``). ``z`` repeats the threshold
+#: test on the state the thresholder saw (nothing between them changes v, a, ref_left).
+_RECURRENT_UPDATE = """
+z = int(v > {A} and ref_left <= 0)
+v = alpha*v + I_syn - v_th*z
+I_syn = 0
+{adapt}ref_left = z*n_ref + (1 - z)*clip(ref_left - 1, 0, n_ref)
+zbar = alpha*zbar + z
+zbar_out = kappa*zbar_out + z
+psi = gamma_pd/v_th * clip(1 - abs(v - {A})/v_th, 0, 1) * int(ref_left <= 0)
+"""
+
+
+def _threshold_expression(model: str) -> str:
+    _check_model(model)
+    return "(v_th + beta*a)" if model == "ALIF" else "v_th"
+
+
+def _check_model(model: str) -> None:
+    if model not in NEURON_MODELS:
+        raise ValueError(f"neuron model: expected one of {', '.join(NEURON_MODELS)}, got {model!r}")
+
+
+def recurrent_equations(model: str) -> Equations:
+    """State variables of a recurrent ``"LIF"`` or ``"ALIF"`` neuron."""
+    _check_model(model)
+    return Equations(_RECURRENT_COMMON + (_RECURRENT_ADAPTIVE if model == "ALIF" else ""))
+
+
+def recurrent_threshold(model: str) -> str:
+    """Threshold condition ``v > A and not refractory``."""
+    return _RECURRENT_THRESHOLD.format(A=_threshold_expression(model))
+
+
+def recurrent_update(model: str) -> str:
+    """Abstract code of one discrete step (run every ``dt`` in the ``after_synapses`` slot)."""
+    adapt = "a = rho*a + z\n" if model == "ALIF" else ""
+    return _RECURRENT_UPDATE.format(A=_threshold_expression(model), adapt=adapt)
+
+
+RECURRENT_UPDATE = recurrent_update("ALIF")
+"""The ALIF step (documentation; :func:`recurrent_update` gives either variant)."""
+
+# --------------------------------------------------------------------------------------
+# Input neurons: a value s per step (0/1 spike or analog current), "fired" when s != 0
+# --------------------------------------------------------------------------------------
+
+#: Input neuron ``i``: ``s`` is :math:`x_i^t`, delivered when nonzero; ``zbar`` is its
+#: alpha-filtered history (the eligibility vector of its outgoing synapses).
+INPUT_EQUATIONS = """
+x : 1                # value written by the caller: firing probability scale (poisson) or current
+s : 1                # what this neuron sends in this step (0/1 spike, or the current)
+zbar : 1             # s filtered with alpha = exp(-dt/tau_m), excluding this step
+"""
+INPUT_THRESHOLD = "s != 0"
+
+#: ``before_thresholds``: fold the previous step's ``s`` into ``zbar``, then draw the new one.
+_INPUT_UPDATE = """
+zbar = alpha*zbar + s
+s = {source}
+"""
+_INPUT_SOURCES = {
+    "poisson": "int(rand() < x*max_rate*dt)",
+    "current": "x",
+    "timed": "{timed_array}(t, i)",
+}
+
+
+def input_update(kind: str, timed_array_name: str = "input_values") -> str:
+    """Abstract code of the input neurons' step for input ``kind`` (see :data:`INPUT_KINDS`).
+
+    ``poisson``: spike with probability ``x * max_rate * dt``; ``current``: send ``x``;
+    ``timed``: send row ``t/dt`` of a TimedArray called ``timed_array_name`` (fixed test
+    spikes or currents).
+    """
+    if kind not in INPUT_KINDS:
+        raise ValueError(f"input kind: expected one of {', '.join(INPUT_KINDS)}, got {kind!r}")
+    return _INPUT_UPDATE.format(source=_INPUT_SOURCES[kind].format(timed_array=timed_array_name))
+
+
+# --------------------------------------------------------------------------------------
+# Leaky readouts
+# --------------------------------------------------------------------------------------
+
+READOUT_EQUATIONS = """
+y : 1                # readout (includes the bias through the recursion)
+I_syn : 1            # weighted spikes that arrived in this step
+b : 1                # bias, added every step
+bbar : 1             # constant 1 filtered with kappa (eligibility trace of b)
+err : 1              # error: y - y_target (supervised) or written by the caller
+y_target : 1         # target of a supervised readout
+grad_b : 1           # accumulated dE/db since the last weight update
+lr_b : 1 (shared)    # step size of the bias
+"""
+
+#: ``after_synapses``: accumulate the bias gradient with the previous step's error,
+#: then advance the readout. ``{target}`` and ``{error}`` are filled per error mode.
+_READOUT_UPDATE = """
+grad_b += err*bbar
+y = kappa*y + I_syn + b
+I_syn = 0
+bbar = kappa*bbar + 1
+{target}{error}"""
+ERROR_MODES = ("external", "supervised")
+
+
+def readout_update(error_mode: str, target_array_name: str | None = None) -> str:
+    """Abstract code of the readouts' step.
+
+    ``error_mode="supervised"`` sets ``err = y - y_target`` every step (``y_target``
+    read from a TimedArray called ``target_array_name`` if given, else a variable the
+    caller writes); ``"external"`` leaves ``err`` to the caller.
+    """
+    if error_mode not in ERROR_MODES:
+        raise ValueError(f"error mode: expected one of {', '.join(ERROR_MODES)}, got {error_mode!r}")
+    if error_mode == "external":
+        return _READOUT_UPDATE.format(target="", error="")
+    target = f"y_target = {target_array_name}(t, i)\n" if target_array_name else ""
+    return _READOUT_UPDATE.format(target=target, error="err = y - y_target\n")
+
+
+READOUT_BIAS_UPDATE = """
+b -= lr_b*grad_b
+grad_b = 0
+"""
+
+# --------------------------------------------------------------------------------------
+# Parameters
+# --------------------------------------------------------------------------------------
+
+
+def _quantity(value: Quantity):
+    """A dataclass default for a Brian2 quantity (quantities are mutable arrays)."""
+    return field(default_factory=lambda: value)
+
+
+@dataclass(frozen=True)
+class EpropNeuronParams:
+    """Parameters of the e-prop neurons and readouts, with units."""
+
+    model: str = "LIF"
+    """``"LIF"`` or ``"ALIF"`` (adaptive threshold)."""
+    tau_m: Quantity = _quantity(20 * ms)
+    """Membrane time constant of the recurrent neurons."""
+    tau_out: Quantity = _quantity(20 * ms)
+    """Time constant of the leaky readouts (and of the eligibility-trace filter kappa)."""
+    tau_adapt: Quantity = _quantity(200 * ms)
+    """Time constant of threshold adaptation (ALIF)."""
+    beta: float = 0.5
+    """Threshold increase per unit of adaptation (ALIF; ignored for LIF)."""
+    v_th: float = 1.0
+    """Baseline threshold (dimensionless; also the reset amount)."""
+    refractory: Quantity = _quantity(2 * ms)
+    """Refractory period after a spike (rounded to whole steps)."""
+    gamma_pd: float = 0.3
+    """Dampening factor of the pseudo-derivative."""
+    dt: Quantity = _quantity(1 * ms)
+    """Time step of the discrete dynamics."""
+    max_rate: Quantity = _quantity(200 * Hz)
+    """Firing rate of a Poisson input neuron at ``x = 1``."""
+
+    def __post_init__(self) -> None:
+        _check_model(self.model)
+
+    @property
+    def alpha(self) -> float:
+        """Membrane decay per step, ``exp(-dt/tau_m)``."""
+        return float(np.exp(-float(self.dt / self.tau_m)))
+
+    @property
+    def kappa(self) -> float:
+        """Readout decay per step, ``exp(-dt/tau_out)``."""
+        return float(np.exp(-float(self.dt / self.tau_out)))
+
+    @property
+    def rho(self) -> float:
+        """Adaptation decay per step, ``exp(-dt/tau_adapt)``."""
+        return float(np.exp(-float(self.dt / self.tau_adapt)))
+
+    @property
+    def n_ref(self) -> int:
+        """Refractory period in whole steps."""
+        return int(round(float(self.refractory / self.dt)))
+
+    def namespace(self) -> dict:
+        """Constants for Brian2's ``namespace=`` (decay factors precomputed in Python)."""
+        return {
+            "alpha": self.alpha,
+            "kappa": self.kappa,
+            "rho": self.rho,
+            "beta": float(self.beta) if self.model == "ALIF" else 0.0,
+            "v_th": float(self.v_th),
+            "gamma_pd": float(self.gamma_pd),
+            "n_ref": float(self.n_ref),
+            "max_rate": self.max_rate,
+        }

@@ -1,0 +1,447 @@
+"""Build an e-prop network (inputs -> recurrent LIF/ALIF layer -> leaky readouts) in Brian2.
+
+The builder returns every Brian2 object in an :class:`EpropNetwork`; the caller adds
+``net.objects`` to its own explicit ``brian2.Network`` (several e-prop networks, an
+environment and an agent can share one ``Network`` and one standalone build). The
+builder uses no ``network_operation``: everything is Brian2 code (``run_regularly``,
+thresholds, synaptic pathways, summed variables), so the network compiles with
+``cpp_standalone`` and brian2cuda. Equations and schedule:
+:mod:`nmbrl_brian.equations.eprop_neurons` and
+:mod:`nmbrl_brian.equations.eprop_synapses`.
+
+Example
+-------
+>>> from brian2 import Network, ms
+>>> from nmbrl_brian.snn.config import SpikingNetworkConfig
+>>> net = build_eprop_network(4, 2, SpikingNetworkConfig(n_recurrent=20), seed=0, name_prefix="demo")
+>>> brian_net = Network(*net.objects)
+>>> net.set_inputs([0.2, 0.5, 1.0, 0.0]); net.set_errors([0.1, -0.3])
+>>> brian_net.run(20 * ms)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from brian2 import Clock, Hz, NeuronGroup, SpikeMonitor, Synapses, TimedArray, ms
+
+from nmbrl_brian.energy import OperationCounts
+from nmbrl_brian.equations import eprop_neurons as neq
+from nmbrl_brian.equations import eprop_synapses as seq
+from nmbrl_brian.snn.config import SpikingNetworkConfig
+
+#: Where each per-step operation runs (see the schedule in eprop_neurons).
+INPUT_SLOT = ("before_thresholds", 0)
+TRACE_SLOT = ("before_thresholds", 1)
+NEURON_SLOT = ("after_synapses", 0)
+WEIGHT_SLOT = ("end", 0)
+
+
+def neuron_params_from_config(config: SpikingNetworkConfig) -> neq.EpropNeuronParams:
+    """The neuron parameters (with units) of a network config."""
+    return neq.EpropNeuronParams(
+        model=config.neuron_model,
+        tau_m=config.tau_m_ms * ms,
+        tau_out=config.tau_out_ms * ms,
+        tau_adapt=config.tau_adapt_ms * ms,
+        beta=config.beta,
+        v_th=config.v_th,
+        refractory=config.refractory_ms * ms,
+        gamma_pd=config.gamma_pd,
+        dt=config.dt_ms * ms,
+        max_rate=config.input_rate_hz * Hz,
+    )
+
+
+def synapse_params_from_config(config: SpikingNetworkConfig) -> seq.EpropSynapseParams:
+    """The learning-synapse settings of a network config."""
+    return seq.EpropSynapseParams(
+        update_interval_steps=config.update_interval_steps,
+        activity_sparse=config.activity_sparse,
+        eps_skip=config.sparse_eps,
+    )
+
+
+@dataclass
+class EpropNetwork:
+    """Every Brian2 object of one e-prop network, and helpers to drive and read it.
+
+    Add :attr:`objects` to a ``brian2.Network``; the ``run_regularly`` operations are
+    contained in their groups and come with them (they are listed in
+    :attr:`operations` only to keep references and for inspection).
+    """
+
+    config: SpikingNetworkConfig
+    """The configuration it was built from."""
+    neuron_params: neq.EpropNeuronParams
+    """Neuron parameters with units (from ``config``)."""
+    synapse_params: seq.EpropSynapseParams
+    """Learning-synapse settings (from ``config``)."""
+    input_kind: str
+    """``"poisson"``, ``"current"`` or ``"timed"``."""
+    error_mode: str
+    """``"external"`` (caller writes ``readout.err``) or ``"supervised"`` (``err = y - y_target``)."""
+    clock: Clock
+    """The clock of all per-step operations."""
+    namespace: dict
+    """Constants handed to Brian2 (decay factors, thresholds, TimedArrays)."""
+    inputs: NeuronGroup
+    """Input neurons: ``x`` (written by the caller), ``s`` (sent this step), ``zbar``."""
+    recurrent: NeuronGroup
+    """Recurrent LIF/ALIF neurons: ``v``, ``a``, ``psi``, ``zbar``, ``zbar_out``, ``L``, ..."""
+    readout: NeuronGroup
+    """Leaky readouts: ``y``, ``b``, ``err``, ``y_target``, ``grad_b``."""
+    syn_in: Synapses
+    """Input -> recurrent synapses (``w``, and ``ebar``, ``grad``, ``eps_a`` when learning)."""
+    syn_rec: Synapses | None
+    """Recurrent -> recurrent synapses (None when ``config.recurrent`` is off)."""
+    syn_out: Synapses
+    """Recurrent -> readout synapses (``w``, ``grad``; sum ``L`` with symmetric feedback)."""
+    syn_feedback: Synapses | None
+    """Readout -> recurrent random feedback (``B``); None for symmetric feedback or no hidden learning."""
+    spikes_in: SpikeMonitor
+    """Counts of nonzero input sends (``record=False``)."""
+    spikes_rec: SpikeMonitor
+    """Counts of recurrent spikes (``record=False``)."""
+    operations: dict = field(default_factory=dict)
+    """The ``run_regularly`` operations by role (step, traces, weight updates)."""
+    timed_arrays: dict = field(default_factory=dict)
+    """TimedArrays used by the network (``input_values``, ``targets``)."""
+
+    # ----------------------------------------------------------------------------------
+    @property
+    def objects(self) -> list:
+        """The objects to add to a ``brian2.Network`` (groups, synapses, monitors)."""
+        objs = [self.inputs, self.recurrent, self.readout, self.syn_in, self.syn_out]
+        objs += [s for s in (self.syn_rec, self.syn_feedback) if s is not None]
+        return objs + [self.spikes_in, self.spikes_rec]
+
+    @property
+    def learning_synapses(self) -> list[Synapses]:
+        """The synapse groups with e-prop traces (empty when hidden learning is off)."""
+        if not self.config.hidden_learning:
+            return []
+        return [s for s in (self.syn_in, self.syn_rec) if s is not None]
+
+    @property
+    def dt(self):
+        """Time step of the network."""
+        return self.clock.dt
+
+    # ----------------------------------------------------------------------------------
+    # Driving the network
+    def set_inputs(self, x) -> None:
+        """Write the input values ``x`` (Poisson scale in [0, 1], or currents)."""
+        self.inputs.x[:] = np.asarray(x, dtype=float)
+
+    def set_errors(self, err) -> None:
+        """Write the per-readout error ``err_k`` (external mode; e.g. TD-error modulated)."""
+        self.readout.err[:] = np.asarray(err, dtype=float)
+
+    def set_targets(self, y_target) -> None:
+        """Write supervised targets ``y*_k`` (supervised mode without a target TimedArray)."""
+        self.readout.y_target[:] = np.asarray(y_target, dtype=float)
+
+    def readout_values(self) -> np.ndarray:
+        """Current readouts ``y_k`` (bias included)."""
+        return np.array(self.readout.y[:])
+
+    def set_learning_rates(self, hidden: float | None = None, readout: float | None = None) -> None:
+        """Change the step sizes (0 freezes a part of the network)."""
+        if hidden is not None:
+            for syn in self.learning_synapses:
+                syn.lr = float(hidden)
+        if readout is not None:
+            self.syn_out.lr = float(readout)
+            self.readout.lr_b = float(readout)
+
+    def reset_state(self) -> None:
+        """Clear neuron states, traces and pending gradients (weights are kept)."""
+        for var in ("x", "s", "zbar"):
+            getattr(self.inputs, var)[:] = 0.0
+        rec_vars = ["v", "I_syn", "ref_left", "psi", "zbar", "zbar_out", "L"]
+        if self.config.neuron_model == "ALIF":
+            rec_vars.append("a")
+        for var in rec_vars:
+            getattr(self.recurrent, var)[:] = 0.0
+        for var in ("y", "I_syn", "bbar", "err", "grad_b"):
+            getattr(self.readout, var)[:] = 0.0
+        for syn in self.learning_synapses:
+            syn.ebar[:] = 0.0
+            syn.grad[:] = 0.0
+            if self.config.neuron_model == "ALIF":
+                syn.eps_a[:] = 0.0
+        self.syn_out.grad[:] = 0.0
+
+    # ----------------------------------------------------------------------------------
+    # Weights (checkpoints, standalone run_args)
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """Copies of the weights in synapse order: ``w_in``, ``w_rec``, ``w_out``, ``b_out`` (+ ``B``)."""
+        weights = {"w_in": np.array(self.syn_in.w[:]), "w_out": np.array(self.syn_out.w[:]),
+                   "b_out": np.array(self.readout.b[:])}
+        if self.syn_rec is not None:
+            weights["w_rec"] = np.array(self.syn_rec.w[:])
+        if self.syn_feedback is not None:
+            weights["B"] = np.array(self.syn_feedback.B[:])
+        return weights
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """Write weights saved by :meth:`get_weights` (same connectivity)."""
+        for key, (obj, var) in self._weight_variables().items():
+            if key in weights:
+                getattr(obj, var)[:] = np.asarray(weights[key], dtype=float)
+
+    def weight_run_args(self, weights: dict[str, np.ndarray]) -> dict:
+        """``run_args`` for ``device.run`` that start a standalone run from ``weights``."""
+        return {
+            getattr(obj, var): np.asarray(weights[key], dtype=float)
+            for key, (obj, var) in self._weight_variables().items()
+            if key in weights
+        }
+
+    def _weight_variables(self) -> dict:
+        out = {"w_in": (self.syn_in, "w"), "w_out": (self.syn_out, "w"), "b_out": (self.readout, "b")}
+        if self.syn_rec is not None:
+            out["w_rec"] = (self.syn_rec, "w")
+        if self.syn_feedback is not None:
+            out["B"] = (self.syn_feedback, "B")
+        return out
+
+    def connectivity(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Presynaptic and postsynaptic indices ``(i, j)`` of each synapse group."""
+        out = {"in": (np.array(self.syn_in.i[:]), np.array(self.syn_in.j[:])),
+               "out": (np.array(self.syn_out.i[:]), np.array(self.syn_out.j[:]))}
+        if self.syn_rec is not None:
+            out["rec"] = (np.array(self.syn_rec.i[:]), np.array(self.syn_rec.j[:]))
+        if self.syn_feedback is not None:
+            out["feedback"] = (np.array(self.syn_feedback.i[:]), np.array(self.syn_feedback.j[:]))
+        return out
+
+    def gradients(self) -> dict[str, np.ndarray]:
+        """The gradient accumulators since the last weight update (synapse order)."""
+        grads = {"w_out": np.array(self.syn_out.grad[:]), "b_out": np.array(self.readout.grad_b[:])}
+        if self.config.hidden_learning:
+            grads["w_in"] = np.array(self.syn_in.grad[:])
+            if self.syn_rec is not None:
+                grads["w_rec"] = np.array(self.syn_rec.grad[:])
+        return grads
+
+    # ----------------------------------------------------------------------------------
+    # Operation counts for energy accounting
+    def steps_done(self) -> int:
+        """Time steps simulated so far (from the network's clock)."""
+        return int(round(float(self.recurrent.t / self.clock.dt)))
+
+    def trace_update_counts(self) -> dict[str, int]:
+        """Eligibility-trace updates performed and skipped (``skipped`` is 0 in dense mode)."""
+        steps = self.steps_done()
+        total = sum(len(s) for s in self.learning_synapses) * steps
+        if self.config.activity_sparse:
+            performed = int(sum(int(np.sum(s.n_trace_updates[:])) for s in self.learning_synapses))
+        else:
+            performed = total
+        return {"performed": performed, "skipped": total - performed, "total": total}
+
+    def operation_counts(self) -> OperationCounts:
+        """Operations so far: spikes, synaptic events, neuron, trace and weight updates."""
+        steps = self.steps_done()
+
+        def events(monitor: SpikeMonitor, synapses: Synapses | None) -> int:
+            if synapses is None:
+                return 0
+            fan_out = np.bincount(np.asarray(synapses.i[:]), minlength=len(monitor.source))
+            return int(np.sum(np.asarray(monitor.count[:]) * fan_out))
+
+        n_neurons = len(self.inputs) + len(self.recurrent) + len(self.readout)
+        syn_events = (
+            events(self.spikes_in, self.syn_in)
+            + events(self.spikes_rec, self.syn_rec)
+            + events(self.spikes_rec, self.syn_out)
+        )
+        interval = self.synapse_params.update_interval_steps
+        n_updates = (steps - 1) // interval if steps > 0 else 0
+        learned = sum(len(s) for s in self.learning_synapses) + len(self.syn_out) + len(self.readout)
+        return OperationCounts(
+            spikes=int(self.spikes_in.num_spikes + self.spikes_rec.num_spikes),
+            synaptic_events=syn_events,
+            neuron_updates=n_neurons * steps,
+            synapse_updates=self.trace_update_counts()["performed"] + len(self.syn_out) * steps,
+            weight_updates=learned * n_updates,
+        )
+
+
+def _connect(syn: Synapses, mask: np.ndarray) -> None:
+    i, j = np.nonzero(mask)
+    if len(i) == 0:
+        syn.connect(condition="False")  # Brian2 wants connect() called even for no synapses
+    else:
+        syn.connect(i=i.astype(np.int32), j=j.astype(np.int32))
+
+
+def build_eprop_network(
+    n_inputs: int,
+    n_outputs: int,
+    config: SpikingNetworkConfig,
+    *,
+    input_kind: str | None = None,
+    error_mode: str = "external",
+    seed: int = 0,
+    name_prefix: str = "eprop",
+    input_values: np.ndarray | None = None,
+    targets: np.ndarray | None = None,
+) -> EpropNetwork:
+    """Build the Brian2 objects of an e-prop network.
+
+    Parameters
+    ----------
+    n_inputs, n_outputs : int
+        Number of input neurons and of leaky readouts.
+    config : SpikingNetworkConfig
+        Sizes, time constants, connectivity, feedback and learning settings.
+    input_kind : str, optional
+        ``"poisson"``, ``"current"`` or ``"timed"``; default ``config.input_kind``.
+        ``"timed"`` plays ``input_values`` (fixed spikes or currents per step).
+    error_mode : str
+        ``"external"``: the caller writes ``readout.err`` (e.g. TD-error modulated);
+        ``"supervised"``: ``err = y - y_target`` every step.
+    seed : int
+        Seeds connectivity and initial weights (NumPy; Brian2's own ``rand()`` for
+        Poisson inputs is seeded by the caller with ``brian2.seed``).
+    name_prefix : str
+        Prefix of every Brian2 object name (a Python identifier), unique per network.
+    input_values : ndarray, shape (n_steps, n_inputs), optional
+        For ``input_kind="timed"``: the value each input sends at each step (0 = nothing).
+    targets : ndarray, shape (n_steps, n_outputs), optional
+        For ``error_mode="supervised"``: targets per step as a TimedArray (else the
+        caller writes ``readout.y_target``).
+
+    Returns
+    -------
+    EpropNetwork
+    """
+    input_kind = config.input_kind if input_kind is None else input_kind
+    if input_kind not in neq.INPUT_KINDS:
+        raise ValueError(f"input_kind: expected one of {', '.join(neq.INPUT_KINDS)}, got {input_kind!r}")
+    if error_mode not in neq.ERROR_MODES:
+        raise ValueError(f"error_mode: expected one of {', '.join(neq.ERROR_MODES)}, got {error_mode!r}")
+    if not name_prefix.isidentifier():
+        raise ValueError(f"name_prefix: expected a Python identifier, got {name_prefix!r}")
+    if (input_kind == "timed") != (input_values is not None):
+        raise ValueError("input_values: give it exactly when input_kind='timed'")
+    if targets is not None and error_mode != "supervised":
+        raise ValueError("targets: only used with error_mode='supervised'")
+    if n_inputs < 1 or n_outputs < 1:
+        raise ValueError(f"n_inputs, n_outputs: expected >= 1, got {n_inputs}, {n_outputs}")
+
+    p = f"{name_prefix}_"
+    npar = neuron_params_from_config(config)
+    spar = synapse_params_from_config(config)
+    model, n_rec = config.neuron_model, config.n_recurrent
+    rng = np.random.default_rng(seed)
+    clock = Clock(dt=npar.dt, name=p + "clock")
+    ns = {**npar.namespace(), **spar.namespace()}
+    timed: dict = {}
+    if input_values is not None:
+        values = np.asarray(input_values, dtype=float)
+        if values.ndim != 2 or values.shape[1] != n_inputs:
+            raise ValueError(f"input_values: expected shape (n_steps, {n_inputs}), got {values.shape}")
+        timed["input_values"] = TimedArray(values, dt=npar.dt, name=p + "input_values")
+    if targets is not None:
+        values = np.asarray(targets, dtype=float)
+        if values.ndim != 2 or values.shape[1] != n_outputs:
+            raise ValueError(f"targets: expected shape (n_steps, {n_outputs}), got {values.shape}")
+        timed["targets"] = TimedArray(values, dt=npar.dt, name=p + "targets")
+    for ta in timed.values():
+        ns[ta.name] = ta
+    ops: dict = {}
+
+    # Neurons ---------------------------------------------------------------------------
+    inputs = NeuronGroup(n_inputs, neq.INPUT_EQUATIONS, threshold=neq.INPUT_THRESHOLD, reset="",
+                         namespace=ns, clock=clock, name=p + "input")
+    ops["input_step"] = inputs.run_regularly(
+        neq.input_update(input_kind, p + "input_values"), when=INPUT_SLOT[0], order=INPUT_SLOT[1],
+        name=p + "input_step",
+    )
+    recurrent = NeuronGroup(n_rec, neq.recurrent_equations(model), threshold=neq.recurrent_threshold(model), reset="",
+                            namespace=ns, clock=clock, name=p + "recurrent")
+    ops["recurrent_step"] = recurrent.run_regularly(
+        neq.recurrent_update(model), when=NEURON_SLOT[0], order=NEURON_SLOT[1], name=p + "recurrent_step"
+    )
+    readout = NeuronGroup(n_outputs, neq.READOUT_EQUATIONS, namespace=ns, clock=clock, name=p + "readout")
+    ops["readout_step"] = readout.run_regularly(
+        neq.readout_update(error_mode, p + "targets" if targets is not None else None),
+        when=NEURON_SLOT[0], order=NEURON_SLOT[1], name=p + "readout_step",
+    )
+    readout.lr_b = config.readout_learning_rate
+
+    # Synapses ---------------------------------------------------------------------------
+    learn = config.hidden_learning
+    interval = spar.update_interval_steps * npar.dt
+    syn_eqs = seq.learning_synapse_equations(model, spar.activity_sparse) if learn else seq.STATIC_SYNAPSE
+
+    def learning_ops(syn: Synapses, key: str) -> None:
+        if not learn:
+            return
+        syn.lr = config.learning_rate
+        ops[f"{key}_traces"] = syn.run_regularly(
+            seq.trace_update(model, spar.activity_sparse), when=TRACE_SLOT[0], order=TRACE_SLOT[1],
+            name=f"{syn.name}_traces",
+        )
+        ops[f"{key}_weight_update"] = syn.run_regularly(
+            seq.WEIGHT_UPDATE, dt=interval, when=WEIGHT_SLOT[0], order=WEIGHT_SLOT[1],
+            name=f"{syn.name}_weight_update",
+        )
+
+    syn_in = Synapses(inputs, recurrent, syn_eqs, on_pre=seq.ON_PRE, namespace=ns, clock=clock,
+                      name=p + "syn_in")
+    _connect(syn_in, rng.random((n_inputs, n_rec)) < config.p_input)
+    w_in_std = config.input_weight_scale * config.v_th / math.sqrt(max(1.0, n_inputs * config.p_input))
+    syn_in.w = rng.normal(0.0, w_in_std, len(syn_in))
+    learning_ops(syn_in, "syn_in")
+
+    syn_rec = None
+    if config.recurrent:
+        syn_rec = Synapses(recurrent, recurrent, syn_eqs, on_pre=seq.ON_PRE_RECURRENT, namespace=ns,
+                           clock=clock, name=p + "syn_rec")
+        mask = rng.random((n_rec, n_rec)) < config.p_recurrent
+        np.fill_diagonal(mask, False)
+        _connect(syn_rec, mask)
+        w_rec_std = config.recurrent_weight_scale * config.v_th / math.sqrt(max(1.0, n_rec * config.p_recurrent))
+        syn_rec.w = rng.normal(0.0, w_rec_std, len(syn_rec))
+        learning_ops(syn_rec, "syn_rec")
+
+    symmetric = learn and config.feedback == "symmetric"
+    out_eqs = seq.readout_synapse_equations("symmetric" if symmetric else "random")
+    syn_out = Synapses(recurrent, readout, out_eqs, on_pre=seq.READOUT_ON_PRE, namespace=ns, clock=clock,
+                       name=p + "syn_out")
+    _connect(syn_out, np.ones((n_rec, n_outputs), dtype=bool))
+    syn_out.w = rng.normal(0.0, config.readout_weight_scale / math.sqrt(n_rec), len(syn_out))
+    syn_out.lr = config.readout_learning_rate
+    ops["syn_out_accumulate"] = syn_out.run_regularly(
+        seq.READOUT_ACCUMULATE, when=TRACE_SLOT[0], order=TRACE_SLOT[1], name=p + "syn_out_accumulate"
+    )
+    ops["syn_out_weight_update"] = syn_out.run_regularly(
+        seq.WEIGHT_UPDATE, dt=interval, when=WEIGHT_SLOT[0], order=WEIGHT_SLOT[1], name=p + "syn_out_weight_update"
+    )
+    ops["readout_bias_update"] = readout.run_regularly(
+        neq.READOUT_BIAS_UPDATE, dt=interval, when=WEIGHT_SLOT[0], order=WEIGHT_SLOT[1],
+        name=p + "readout_bias_update",
+    )
+
+    syn_feedback = None
+    if learn and config.feedback == "random":
+        syn_feedback = Synapses(readout, recurrent, seq.RANDOM_FEEDBACK, namespace=ns, clock=clock,
+                                name=p + "feedback")
+        _connect(syn_feedback, np.ones((n_outputs, n_rec), dtype=bool))
+        syn_feedback.B = rng.normal(0.0, config.feedback_weight_scale / math.sqrt(n_outputs), len(syn_feedback))
+
+    spikes_in = SpikeMonitor(inputs, record=False, name=p + "spikes_in")
+    spikes_rec = SpikeMonitor(recurrent, record=False, name=p + "spikes_rec")
+    return EpropNetwork(
+        config=config, neuron_params=npar, synapse_params=spar, input_kind=input_kind, error_mode=error_mode,
+        clock=clock, namespace=ns, inputs=inputs, recurrent=recurrent, readout=readout, syn_in=syn_in,
+        syn_rec=syn_rec, syn_out=syn_out, syn_feedback=syn_feedback, spikes_in=spikes_in, spikes_rec=spikes_rec,
+        operations=ops, timed_arrays=timed,
+    )
