@@ -1,64 +1,50 @@
-"""Reward-based e-prop for an actor-critic: TD(lambda) traces as synaptic state variables.
+"""Reward-based e-prop for an actor-critic: TD(lambda) on top of the e-prop synapses.
 
 Reward-based e-prop (Bellec et al. 2020, "A solution to the learning dilemma for
 recurrent networks of spiking neurons", Nat. Commun. 11:3625, Methods "Reward-based
-e-prop") gives every learning synapse ``i -> j`` an eligibility trace ``e_bar_ji``
-(the filtered product of the postsynaptic pseudo-derivative and the presynaptic
-filtered spike train; for a readout synapse it is just ``zbar_i``). At each decision
-time ``t_n`` (once per environment step) the policy's and the value's learning signals
-``L_j`` are combined with it into a TD(lambda) trace, and the global TD error
-``delta`` gates the weight change:
+e-prop") reuses the supervised machinery of :mod:`nmbrl_brian.equations.eprop_synapses`:
+every learning synapse ``i -> j`` keeps its eligibility trace ``ebar_ji`` and an
+accumulator ``grad_ji`` that adds ``L_j * ebar_ji`` in every step. For an actor-critic
+the readout "errors" are not prediction errors but the learning signals of one
+decision ``n``, written for one step by the environment bridge:
 
 .. math::
 
-    z_{ji} &\\leftarrow \\gamma\\lambda\\, z_{ji} + L_j(t_n)\\, \\bar e_{ji}(t_n) \\\\
-    w_{ji} &\\leftarrow w_{ji} + \\delta_n\\, z_{ji}
+    \\mathrm{err}_k = \\alpha_\\pi\\,(\\mathbb{1}[a_n = k] - \\pi_k) / \\|\\bar z\\|^2 \\quad (k < A),
+    \\qquad \\mathrm{err}_V = \\alpha_V / \\|\\bar z\\|^2
 
-with, for readout ``k`` (``n_actions`` policy logits, then the value),
+(``||zbar||^2``, the squared norm of the recurrent layer's filtered spike trains,
+normalises the step size as in normalised LMS), broadcast to the recurrent neurons
+as ``L_j = sum_k B_jk err_k`` (``B = W_out^T`` or random). With ``err`` cleared after
+that step, ``grad`` gains exactly ``L_j ebar_ji`` at each decision. Letting the
+accumulator decay by ``gamma*lambda`` instead of clearing it turns it into the
+TD(lambda) eligibility trace ``z_ji`` of the actor-critic, and the global TD error
+``delta_n = r_n + gamma V(s_{n+1}) - V(s_n)`` gates the weight change:
 
 .. math::
 
-    L_k = \\alpha_\\pi (\\mathbb{1}[a_n = k] - \\pi_k) / \\|\\bar z\\|^2 \\quad (k < A), \\qquad
-    L_V = \\alpha_V / \\|\\bar z\\|^2,
+    w_{ji} &\\leftarrow w_{ji} + \\eta\\,\\delta_n\\, z_{ji} \\\\
+    z_{ji} &\\leftarrow \\gamma\\lambda\\, z_{ji} + L_j\\, \\bar e_{ji}
 
-and for a recurrent neuron ``j`` the broadcast ``L_j = \\sum_k B_{jk} L_k`` through
-fixed feedback weights ``B`` (random, or symmetric: ``B = W_out^T``). Dividing by the
-squared norm of the filtered spike trains makes the step size independent of the
-firing rate (normalised LMS).
-
-The decision-time updates run as ``run_regularly`` operations every ``T_env``; the
-signals ``L_k`` and ``delta`` are written by the environment bridge just before.
+The bridge writes ``lr = -eta * delta_n`` into each synapse group's shared step size
+right before :data:`TD_WEIGHT_UPDATE` runs (``eta = 1`` for the readouts, whose step
+sizes are already in ``err``; ``eta`` = ``network.learning_rate`` for the input and
+recurrent synapses), once per environment step.
 """
 
 from __future__ import annotations
 
-#: Leaky readout neuron: integrates weighted spikes with time constant ``tau_out``.
-#: ``y`` is a policy logit or the value; the bridge writes ``L``, ``decision`` and ``delta``.
-READOUT_NEURON = """
-dy/dt = -y / tau_out : 1   # readout: a policy logit or the value
-L : 1                      # learning signal of this decision
-decision : 1               # 1 in a period that starts with a decision, else 0
-delta : 1                  # TD error completed at the start of this period
-clear : 1                  # 1 in a period that starts a new episode: traces restart from 0
-bias : 1                   # learned bias, added to y when read
-bias_trace : 1             # TD(lambda) trace of the bias
+#: Once per environment step, right after the bridge: apply the TD error, decay the trace.
+TD_WEIGHT_UPDATE = """
+w -= lr*grad
+grad = gamma_lambda*grad
 """
 
-#: Recurrent -> readout synapse. The presynaptic filtered spike train ``zbar`` (time
-#: constant ``tau_out``) is the exact eligibility trace of a leaky readout.
-READOUT_SYNAPSE = """
-w : 1                      # readout weight
-z_td : 1                   # TD(lambda) trace of this weight
+#: The same for the readout biases (eligibility ``bbar``, accumulator ``grad_b``).
+TD_BIAS_UPDATE = """
+b -= lr_b*grad_b
+grad_b = gamma_lambda*grad_b
 """
-READOUT_ON_PRE = "y_post += w"
 
-#: Weight update at the start of every period (``run_regularly``, after the bridge).
-READOUT_WEIGHT_UPDATE = "w += delta_post * z_td"
-BIAS_UPDATE = "bias += delta * bias_trace"
-
-#: Trace update (``run_regularly`` after the weight update): decay and add at a
-#: decision, restart at a new episode, unchanged otherwise.
-READOUT_TRACE_UPDATE = (
-    "z_td = (1 - clear_post) * (z_td + decision_post * ((gamma_lambda - 1) * z_td + L_post * zbar_pre))"
-)
-BIAS_TRACE_UPDATE = "bias_trace = (1 - clear) * (bias_trace + decision * ((gamma_lambda - 1) * bias_trace + L))"
+#: At the end of every step: a decision's learning signal lasts exactly one step.
+CLEAR_LEARNING_SIGNAL = "err = 0"

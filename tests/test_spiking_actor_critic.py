@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import numpy as np
 import pytest
 from brian2 import Clock, ms
@@ -18,9 +21,11 @@ from nmbrl_brian.snn.config import SpikingNetworkConfig
 from nmbrl_brian.training.env_loop import EnvLoop
 from nmbrl_brian.world_models.base import BaseWorldModel
 
+CONFIGS = Path(__file__).resolve().parents[1] / "nmbrl_brian" / "configs"
 SMALL = SpikingNetworkConfig(
     n_recurrent=40, input_kind="current", steps_per_env_step=10, tau_out_ms=10.0,
-    refractory_ms=0.0, input_weight_scale=0.57, recurrent_weight_scale=0.3,
+    refractory_ms=0.0, input_weight_scale=0.57, recurrent_weight_scale=0.3, readout_weight_scale=0.0,
+    learning_rate=0.01,
 )
 
 
@@ -102,30 +107,37 @@ def test_bridge_bootstraps_only_truncated_episodes(truncate):
 
 # --------------------------------------------------------------------------------------
 # The learning rule as written in the equations
-def test_readout_weight_and_trace_updates_follow_the_equations():
-    agent, _ = make_agent()
+def test_td_updates_follow_the_equations():
+    agent, _ = make_agent(network=dataclasses.replace(SMALL, learning_rate=0.1))
     agent.bridge.operation.active = False
+    e = agent.eprop
+    gl = e.namespace["gamma_lambda"]
     rng = np.random.default_rng(1)
-    n_syn = len(agent.syn_out)
-    z_td = rng.normal(size=n_syn)
-    agent.syn_out.z_td[:] = z_td
-    agent.readouts.delta[:] = 0.5
-    agent.readouts.decision[:] = 0.0
-    agent.readouts.clear[:] = 0.0
-    w0 = agent.syn_out.w[:].copy()
+    groups = {"out": e.syn_out, "in": e.syn_in, "rec": e.syn_rec}
+    grads = {k: rng.normal(size=len(syn)) for k, syn in groups.items()}
+    for k, syn in groups.items():
+        syn.grad[:] = grads[k]
+    w0 = {k: syn.w[:].copy() for k, syn in groups.items()}
+    agent.apply_td_error(0.5)  # what the bridge does at the start of a period
     agent.net.run(agent.period)
-    np.testing.assert_allclose(agent.syn_out.w[:], w0 + 0.5 * z_td, rtol=1e-12, err_msg="w += delta * z_td")
-    np.testing.assert_allclose(agent.syn_out.z_td[:], z_td, rtol=1e-12, err_msg="no decision: trace unchanged")
+    for k, syn in groups.items():
+        eta = 1.0 if k == "out" else 0.1
+        np.testing.assert_allclose(syn.w[:], w0[k] + eta * 0.5 * grads[k], rtol=1e-12,
+                                   err_msg=f"{k}: w += eta * delta * z")
+        np.testing.assert_allclose(syn.grad[:], gl * grads[k], rtol=1e-12, err_msg=f"{k}: z decays by gamma*lambda")
 
-    agent.readouts.delta[:] = 0.0
-    agent.readouts.decision[:] = 1.0
+    agent.begin_period()  # no TD error in this period
     signals = np.array([0.3, -0.3, 0.05])
-    agent.readouts.L[:] = signals
-    zbar = agent.recurrent.zbar[:].copy()
+    zbar_out = e.recurrent.zbar_out[:].copy()
+    z_before = e.syn_out.grad[:].copy()
+    w_before = e.syn_out.w[:].copy()
+    agent.set_learning_signals(signals)
     agent.net.run(agent.period)
-    gl = agent.namespace["gamma_lambda"]
-    expected = gl * z_td + signals[agent.syn_out.j[:]] * zbar[agent.syn_out.i[:]]
-    np.testing.assert_allclose(agent.syn_out.z_td[:], expected, rtol=1e-10, err_msg="z = gl*z + L*zbar")
+    np.testing.assert_array_equal(e.syn_out.w[:], w_before, err_msg="no TD error: weights must not move")
+    expected = gl * z_before + signals[e.syn_out.j[:]] * zbar_out[e.syn_out.i[:]]
+    np.testing.assert_allclose(e.syn_out.grad[:], expected, rtol=1e-10,
+                               err_msg="a decision adds err_k * zbar_out_j to the readout trace, once")
+    assert np.all(e.readout.err[:] == 0), "the learning signal must last one step"
 
 
 # --------------------------------------------------------------------------------------
@@ -147,14 +159,14 @@ def test_evaluation_does_not_change_training_state():
     loop = EnvLoop(env, seed=0)
     agent.interact(loop, max_steps=200)
     before = agent.weights()
-    v_before = agent.recurrent.v[:].copy()
+    v_before = agent.eprop.recurrent.v[:].copy()
     returns = []
     agent.interact(EnvLoop(EnvironmentWrapper(), seed=99, on_episode_end=lambda r, n: returns.append(r)),
                    max_episodes=3, explore=False, learn=False)
     assert len(returns) == 3, f"evaluation should finish 3 episodes, got {len(returns)}"
     for name, w in agent.weights().items():
         np.testing.assert_array_equal(w, before[name], err_msg=f"evaluation changed {name}")
-    np.testing.assert_array_equal(agent.recurrent.v[:], v_before, err_msg="evaluation changed the membrane state")
+    np.testing.assert_array_equal(agent.eprop.recurrent.v[:], v_before, err_msg="evaluation changed the membrane state")
 
 
 def test_state_dict_round_trip_continues_identically():
@@ -187,9 +199,9 @@ def test_spiking_agent_refuses_standalone_devices():
 
 @pytest.mark.slow
 def test_short_training_beats_a_random_policy():
-    agent, env = make_agent(seed=0, network=SpikingNetworkConfig(
-        n_recurrent=200, input_kind="current", steps_per_env_step=10, tau_out_ms=10.0,
-        refractory_ms=0.0, input_weight_scale=0.57, recurrent_weight_scale=0.3), actor_lr=0.1, critic_lr=0.1)
+    config = load_config(CONFIGS / "cartpole_snn.toml")
+    agent, env = make_agent(seed=0, network=config.network, actor_lr=config.agent.actor_lr,
+                            critic_lr=config.agent.critic_lr)
     agent.interact(EnvLoop(env, seed=0), max_steps=10_000)
     returns = []
     agent.interact(EnvLoop(EnvironmentWrapper(), seed=10**6, on_episode_end=lambda r, n: returns.append(r)),

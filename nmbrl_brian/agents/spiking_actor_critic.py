@@ -1,22 +1,25 @@
-"""The spiking actor-critic: a Brian2 network that learns a policy online with reward-based e-prop.
+"""The spiking actor-critic: an e-prop network that learns a policy online from rewards.
 
-Architecture (all in one Brian2 ``Network``)::
+Architecture (one Brian2 ``Network``, built by :func:`nmbrl_brian.snn.build_eprop_network`)::
 
     observation --population code--> input neurons --W_in--> recurrent LIF/ALIF layer
         --W_out--> leaky readouts: n_actions policy logits + 1 value
 
 The environment runs inside the network through the single network operation of
 :mod:`nmbrl_brian.envs.brian_bridge`, one environment step per ``T_env`` of network
-time. Learning is local and online: the readout synapses and biases carry TD(lambda)
-traces as state variables (:mod:`nmbrl_brian.equations.actor_critic`); the TD error
-and learning signals are broadcast by the bridge at decision times; weights change
-in ``run_regularly`` operations. The input and recurrent synapses are e-prop learning
-synapses from :mod:`nmbrl_brian.snn` when ``network.hidden_learning`` is on.
+time. Learning is reward-based e-prop (:mod:`nmbrl_brian.equations.actor_critic`):
+eligibility traces and TD(lambda) traces are synaptic state variables, the bridge
+broadcasts the TD error and the learning signals, and weights change in
+``run_regularly`` operations. Readout weights take steps ``delta * z`` (their step
+sizes ``agent.actor_lr``/``agent.critic_lr`` are in the learning signals); input and
+recurrent weights take ``network.learning_rate * delta * z`` when
+``network.hidden_learning`` is on.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
@@ -24,7 +27,7 @@ from typing import Any
 
 import brian2
 import numpy as np
-from brian2 import Clock, Hz, Network, NeuronGroup, SpikeMonitor, Synapses, ms
+from brian2 import Clock, Network, ms
 
 from nmbrl_brian.agents.base import BaseAgent
 from nmbrl_brian.agents.config import AgentConfig
@@ -34,14 +37,9 @@ from nmbrl_brian.energy import OperationCounts
 from nmbrl_brian.envs.brian_bridge import BridgeState, EnvironmentBridge
 from nmbrl_brian.equations import actor_critic as ac_eqs
 from nmbrl_brian.errors import ConfigError
+from nmbrl_brian.snn.config import SpikingNetworkConfig
+from nmbrl_brian.snn.eprop_network import build_eprop_network
 from nmbrl_brian.training.env_loop import EnvLoop
-
-#: Recurrent leaky integrate-and-fire layer with input current and filtered spike train.
-RECURRENT_LIF = """
-dv/dt = -v / tau_m : 1 (unless refractory)   # membrane potential (units of threshold)
-dzbar/dt = -zbar / tau_out : 1               # spike train filtered like the readouts
-I_in : 1                                      # input drive per time step (current mode)
-"""
 
 
 class SpikingActorCritic(BaseAgent):
@@ -57,7 +55,7 @@ class SpikingActorCritic(BaseAgent):
         Population coding of observations into input neurons (``kind`` must be
         ``"population"``).
     network : SpikingNetworkConfig
-        Sizes, time constants, connectivity and input mode of the network.
+        Sizes, time constants, connectivity, input mode and hidden learning.
     seed : int
         Seeds connectivity, initial weights, Brian2's ``rand()`` and action sampling.
     device : str
@@ -73,7 +71,7 @@ class SpikingActorCritic(BaseAgent):
         *,
         agent: AgentConfig,
         encoding: EncodingConfig,
-        network,
+        network: SpikingNetworkConfig,
         seed: int,
         device: str = "runtime",
     ):
@@ -81,12 +79,17 @@ class SpikingActorCritic(BaseAgent):
             raise ConfigError("encoding.kind", "'population' for the spiking agent", encoding.kind)
         self.agent_config, self.encoding_config, self.network_config = agent, encoding, network
         self.device = device
-        self.seed = seed
         self.encoder = PopulationEncoder(encoding, observation_space.shape[0])
         self.n_actions = int(action_space.n)
         self.rng = np.random.default_rng(seed)
         self.period = network.steps_per_env_step * network.dt_ms * ms
-        self._build(seed)
+        brian2.seed(seed)
+        self.eprop = build_eprop_network(
+            self.encoder.size, self.n_actions + 1, network, error_mode="external", seed=seed, name_prefix="agent"
+        )
+        # Explicitly named clocks keep stored states restorable into another instance.
+        self.period_clock = Clock(self.period, name="agent_period_clock")
+        self._add_td_learning()
         self.bridge = EnvironmentBridge(
             self,
             self.period_clock,
@@ -94,110 +97,84 @@ class SpikingActorCritic(BaseAgent):
             actor_lr=agent.actor_lr,
             critic_lr=agent.critic_lr,
             rng=self.rng,
-            name="spiking_ac_bridge",
+            name="agent_bridge",
         )
-        self.net.add(self.bridge.operation)
+        self.net = Network(*self.eprop.objects, self.bridge.operation, name="spiking_actor_critic")
+        self._clear_traces_next_period = False
 
-    # ----------------------------------------------------------------------------------
-    # Construction
-    def _build(self, seed: int) -> None:
-        cfg = self.network_config
-        rng = np.random.default_rng(seed + 7919)
-        brian2.seed(seed)
-        n_in, n_rec, n_out = self.encoder.size, cfg.n_recurrent, self.n_actions + 1
-        # Explicitly named clocks keep stored states restorable into another instance.
-        self.step_clock = Clock(cfg.dt_ms * ms, name="ac_step_clock")
-        self.period_clock = Clock(self.period, name="ac_period_clock")
-        step, per = self.step_clock, self.period_clock
-        ns = {
-            "tau_m": cfg.tau_m_ms * ms,
-            "tau_out": cfg.tau_out_ms * ms,
-            "v_th": cfg.v_th,
-            "gamma_lambda": self.agent_config.gamma * self.agent_config.trace_decay,
-            "max_rate": cfg.input_rate_hz * Hz,
-        }
-        self.namespace = ns
-        if cfg.input_kind == "poisson":
-            self.inputs = NeuronGroup(
-                n_in, "x : 1  # encoded feature in [0, 1]", threshold="rand() < x * max_rate * dt",
-                namespace=ns, clock=step, name="ac_input",
-            )
-        else:
-            self.inputs = NeuronGroup(n_in, "x : 1  # encoded feature in [0, 1]", clock=step, name="ac_input")
-        self.recurrent = NeuronGroup(
-            n_rec, RECURRENT_LIF, threshold="v > v_th", reset="v -= v_th; zbar += 1",
-            refractory=cfg.refractory_ms * ms, method="exact", namespace=ns, clock=step, name="ac_recurrent",
+    def _add_td_learning(self) -> None:
+        """Replace the supervised per-interval updates by TD(lambda) updates once per env step."""
+        e = self.eprop
+        e.namespace["gamma_lambda"] = self.agent_config.gamma * self.agent_config.trace_decay
+        for key, op in e.operations.items():
+            if key.endswith("weight_update") or key == "readout_bias_update":
+                op.group.contained_objects.remove(op)  # not part of the network at all
+        self.td_synapses = [*e.learning_synapses, e.syn_out]
+        self.td_operations = [
+            syn.run_regularly(ac_eqs.TD_WEIGHT_UPDATE, clock=self.period_clock, when="start", order=-5,
+                              name=f"{syn.name}_td_update")
+            for syn in self.td_synapses
+        ]
+        self.td_operations.append(
+            e.readout.run_regularly(ac_eqs.TD_BIAS_UPDATE, clock=self.period_clock, when="start", order=-5,
+                                    name="agent_readout_td_update")
         )
-        self.readouts = NeuronGroup(n_out, ac_eqs.READOUT_NEURON, method="exact", namespace=ns, clock=step, name="ac_readout")
-
-        # Input -> recurrent: sparse, fixed-scale random weights.
-        w_in_scale = cfg.input_weight_scale / np.sqrt(max(1.0, n_in * cfg.p_input))
-        if cfg.input_kind == "poisson":
-            self.syn_in = Synapses(self.inputs, self.recurrent, "w : 1", on_pre="v_post += w", clock=step, name="ac_syn_in")
-        else:
-            self.syn_in = Synapses(
-                self.inputs, self.recurrent, "w : 1\nI_in_post = w * x_pre : 1 (summed)", clock=step, name="ac_syn_in"
-            )
-            self.recurrent.run_regularly("v += I_in", clock=step, when="before_groups", name="ac_input_drive")
-        brian2.seed(seed)
-        self.syn_in.connect(p=cfg.p_input)
-        self.syn_in.w = rng.normal(0.0, w_in_scale, len(self.syn_in))
-        # Recurrent: sparse, no self-connections.
-        self.syn_rec = Synapses(self.recurrent, self.recurrent, "w : 1", on_pre="v_post += w", clock=step, name="ac_syn_rec")
-        self.syn_rec.connect(condition="i != j", p=cfg.p_recurrent)
-        w_rec_scale = cfg.recurrent_weight_scale / np.sqrt(max(1.0, n_rec * cfg.p_recurrent))
-        self.syn_rec.w = rng.normal(0.0, w_rec_scale, len(self.syn_rec))
-        brian2.seed(seed + 1)
-        # Recurrent -> readouts: all-to-all, learned with TD(lambda) traces.
-        self.syn_out = Synapses(
-            self.recurrent, self.readouts, ac_eqs.READOUT_SYNAPSE, on_pre=ac_eqs.READOUT_ON_PRE,
-            namespace=ns, clock=step, name="ac_syn_out",
+        self.td_operations.append(
+            e.readout.run_regularly(ac_eqs.CLEAR_LEARNING_SIGNAL, when="end", name="agent_clear_signal")
         )
-        self.syn_out.connect()
-        self.syn_out.run_regularly(ac_eqs.READOUT_WEIGHT_UPDATE, clock=per, when="start", order=-5, name="ac_out_w_update")
-        self.syn_out.run_regularly(ac_eqs.READOUT_TRACE_UPDATE, clock=per, when="start", order=0, name="ac_out_trace_update")
-        self.readouts.run_regularly(ac_eqs.BIAS_UPDATE, clock=per, when="start", order=-5, name="ac_bias_update")
-        self.readouts.run_regularly(ac_eqs.BIAS_TRACE_UPDATE, clock=per, when="start", order=0, name="ac_bias_trace_update")
-        self.spikes_rec = SpikeMonitor(self.recurrent, record=False, name="ac_spikes_rec")
-        self.net = Network(
-            self.inputs, self.recurrent, self.readouts, self.syn_in, self.syn_rec, self.syn_out,
-            self.spikes_rec, name="spiking_actor_critic",
-        )
-        self.spikes_in = None
-        if cfg.input_kind == "poisson":
-            self.spikes_in = SpikeMonitor(self.inputs, record=False, name="ac_spikes_in")
-            self.net.add(self.spikes_in)
-        self._ticks_run = 0
 
     # ----------------------------------------------------------------------------------
     # The BridgedNetwork protocol (called by the bridge once per period)
     def read_outputs(self) -> np.ndarray:
-        return self.readouts.y[:] + self.readouts.bias[:]
+        return self.eprop.readout_values()
 
     def begin_period(self) -> None:
-        self.readouts.delta[:] = 0.0
-        self.readouts.decision[:] = 0.0
-        self.readouts.clear[:] = 0.0
+        self._set_step(0.0)
+        if self._clear_traces_next_period:
+            for syn in self.td_synapses:
+                syn.grad[:] = 0.0
+            self.eprop.readout.grad_b[:] = 0.0
+            self._clear_traces_next_period = False
 
     def present(self, obs: np.ndarray) -> None:
-        self.inputs.x[:] = self.encoder(obs)
+        self.eprop.set_inputs(self.encoder(obs))
 
     def apply_td_error(self, delta: float) -> None:
-        self.readouts.delta[:] = delta
+        self._set_step(delta)
+
+    def _set_step(self, delta: float) -> None:
+        hidden = -delta * self.network_config.learning_rate
+        for syn in self.eprop.learning_synapses:
+            syn.lr = hidden
+        self.eprop.syn_out.lr = -delta
+        self.eprop.readout.lr_b = -delta
 
     def set_learning_signals(self, signals: np.ndarray) -> None:
-        self.readouts.L[:] = signals
-        self.readouts.decision[:] = 1.0
+        self.eprop.set_errors(signals)
 
     def trace_norm(self) -> float:
-        zbar = self.recurrent.zbar[:]
-        return float(zbar @ zbar)
+        """Squared norm of all readout eligibilities: the filtered spikes and the bias trace."""
+        zbar = self.eprop.recurrent.zbar_out[:]
+        bias_trace = float(self.eprop.readout.bbar[0])
+        return float(zbar @ zbar) + bias_trace * bias_trace
 
     def clear_episode_state(self) -> None:
-        self.recurrent.v[:] = 0.0
-        self.recurrent.zbar[:] = 0.0
-        self.readouts.y[:] = 0.0
-        self.readouts.clear[:] = 1.0  # traces restart after this period's weight update
+        """Reset neurons and eligibility traces now; the TD(lambda) traces after this period's update."""
+        e = self.eprop
+        rec_vars = ["v", "I_syn", "ref_left", "psi", "zbar", "zbar_out"] + (
+            ["a"] if self.network_config.neuron_model == "ALIF" else []
+        )
+        for var in rec_vars:
+            getattr(e.recurrent, var)[:] = 0.0
+        for var in ("s", "zbar"):
+            getattr(e.inputs, var)[:] = 0.0
+        for var in ("y", "I_syn", "bbar", "err"):
+            getattr(e.readout, var)[:] = 0.0
+        for syn in e.learning_synapses:
+            syn.ebar[:] = 0.0
+            if self.network_config.neuron_model == "ALIF":
+                syn.eps_a[:] = 0.0
+        self._clear_traces_next_period = True
 
     # ----------------------------------------------------------------------------------
     # Acting and learning
@@ -221,7 +198,7 @@ class SpikingActorCritic(BaseAgent):
         evaluating = not learn
         if evaluating:
             self.net.store("before_evaluation")
-            saved_bridge = self.bridge.state
+            saved_bridge, saved_clear = self.bridge.state, self._clear_traces_next_period
             self.bridge.state = BridgeState()
             self.clear_episode_state()
         self.bridge.attach(
@@ -239,7 +216,7 @@ class SpikingActorCritic(BaseAgent):
         finally:
             if evaluating:
                 self.net.restore("before_evaluation")
-                self.bridge.state = saved_bridge
+                self.bridge.state, self._clear_traces_next_period = saved_bridge, saved_clear
 
     def _episodes_done(self) -> bool:
         b = self.bridge
@@ -284,6 +261,7 @@ class SpikingActorCritic(BaseAgent):
         return {
             "brian_state": brian_state,
             "bridge_state": asdict(self.bridge.state),
+            "clear_traces_next_period": self._clear_traces_next_period,
             "rng": copy.deepcopy(self.rng.bit_generator.state),
         }
 
@@ -293,38 +271,19 @@ class SpikingActorCritic(BaseAgent):
             path.write_bytes(state["brian_state"])
             self.net.restore("checkpoint", filename=str(path), restore_random_state=True)
         self.bridge.state = BridgeState(**state["bridge_state"])
+        self._clear_traces_next_period = state["clear_traces_next_period"]
         self.rng.bit_generator.state = state["rng"]
 
     def weights(self) -> dict[str, np.ndarray]:
-        """Copies of the learned parameters by synapse group (and readout bias)."""
-        return {
-            "w_in": self.syn_in.w[:].copy(),
-            "w_rec": self.syn_rec.w[:].copy(),
-            "w_out": self.syn_out.w[:].copy(),
-            "bias": self.readouts.bias[:].copy(),
-        }
+        """Copies of the learned parameters: ``w_in``, ``w_rec``, ``w_out``, ``b_out``."""
+        return self.eprop.get_weights()
 
     def operation_counts(self) -> OperationCounts:
-        """Operations performed so far (for energy accounting with :mod:`nmbrl_brian.energy`)."""
-        steps = int(round(float(self.net.t / (self.network_config.dt_ms * ms))))
+        """Operations performed so far (for energy accounting with :mod:`nmbrl_brian.energy`).
+
+        Weight updates happen once per environment period (TD(lambda)), not at the
+        supervised update interval.
+        """
         periods = int(round(float(self.net.t / self.period)))
-        def events(monitor, synapses) -> int:
-            fan_out = np.bincount(synapses.i[:], minlength=len(monitor.source))
-            return int(np.sum(monitor.count[:] * fan_out))
-        n_in, n_rec, n_out = len(self.inputs), len(self.recurrent), len(self.readouts)
-        syn_events = events(self.spikes_rec, self.syn_rec) + events(self.spikes_rec, self.syn_out)
-        spikes = int(self.spikes_rec.num_spikes)
-        if self.spikes_in is not None:
-            syn_events += events(self.spikes_in, self.syn_in)
-            spikes += int(self.spikes_in.num_spikes)
-            input_updates = n_in * steps
-        else:
-            syn_events += len(self.syn_in) * steps  # current-based: every input synapse every step
-            input_updates = 0
-        return OperationCounts(
-            spikes=spikes,
-            synaptic_events=syn_events,
-            neuron_updates=(n_rec + n_out) * steps + input_updates,
-            synapse_updates=2 * (len(self.syn_out) + n_out) * periods,
-            weight_updates=(len(self.syn_out) + n_out) * periods,
-        )
+        learned = sum(len(s) for s in self.td_synapses) + len(self.eprop.readout)
+        return dataclasses.replace(self.eprop.operation_counts(), weight_updates=learned * periods)
