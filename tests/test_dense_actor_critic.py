@@ -231,3 +231,21 @@ def test_config_validation_names_the_field(kwargs, field):
     with pytest.raises(ConfigError) as info:
         DenseNetworkConfig(**kwargs)
     assert str(info.value).startswith(field + ":"), f"error should name {field!r}: {info.value}"
+
+
+def test_operation_counts_follow_the_work_done():
+    from nmbrl_brian.agents.config import AgentConfig
+    from nmbrl_brian.agents.dense_actor_critic import DenseActorCritic, DenseNetworkConfig
+    from nmbrl_brian.encoding import EncodingConfig
+    from nmbrl_brian.envs import EnvironmentWrapper
+    from nmbrl_brian.training.env_loop import EnvLoop
+
+    env = EnvironmentWrapper()
+    agent = DenseActorCritic(env.observation_space, env.action_space, agent=AgentConfig(),
+                             encoding=EncodingConfig(), dense=DenseNetworkConfig(), seed=0)
+    assert agent.operation_counts().macs == 0, "nothing done yet, nothing counted"
+    agent.interact(EnvLoop(env, seed=0), max_steps=100)
+    counts = agent.operation_counts()
+    weights = 40 * 3  # linear: 40 features -> 2 logits + 1 value
+    assert counts.macs >= 100 * (weights + 6 * agent.theta.size), f"too few MACs for 100 steps: {counts}"
+    assert counts.weight_updates == 100 * agent.theta.size

@@ -46,6 +46,7 @@ import numpy as np
 
 from nmbrl_brian.agents.base import BaseAgent
 from nmbrl_brian.agents.config import AgentConfig
+from nmbrl_brian.energy import OperationCounts
 from nmbrl_brian.encoding import EncodingConfig, PopulationEncoder
 from nmbrl_brian.envs.environment_wrapper import check_spaces
 from nmbrl_brian.errors import ConfigError
@@ -167,6 +168,8 @@ class DenseActorCritic(BaseAgent):
             self.params["hidden_w"][:] = self.rng.normal(0.0, dense.init_scale, size=(n_hidden, n_in))
         self.steps = 0
         self.episodes = 0
+        self.forward_passes = 0  # for operation counts
+        self.encodings = 0
         self._feature_key: tuple[str, bytes] | None = None
         self._feature_value = np.zeros(n_in)
 
@@ -189,6 +192,7 @@ class DenseActorCritic(BaseAgent):
         obs = np.asarray(obs)
         key = (obs.dtype.str, obs.tobytes())
         if key != self._feature_key:
+            self.encodings += 1
             value = self.encoder(obs) * self.feature_scale
             value.flags.writeable = False  # shared by the cache
             self._feature_key, self._feature_value = key, value
@@ -197,6 +201,7 @@ class DenseActorCritic(BaseAgent):
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
         """Hidden activity (M,), value V(s) and action logits (A,) for features ``x``."""
         p = self.params
+        self.forward_passes += 1
         h = self.hidden_scale * np.tanh(p["hidden_w"] @ x + p["hidden_b"]) if "hidden_w" in p else x
         value = float(p["critic_w"] @ h + p["critic_b"][0])
         logits = p["actor_w"] @ h + p["actor_b"]
@@ -293,6 +298,8 @@ class DenseActorCritic(BaseAgent):
             "rng": self.rng.bit_generator.state,
             "steps": self.steps,
             "episodes": self.episodes,
+            "forward_passes": self.forward_passes,
+            "encodings": self.encodings,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -304,6 +311,20 @@ class DenseActorCritic(BaseAgent):
         self.rng.bit_generator.state = state["rng"]
         self.steps = int(state["steps"])
         self.episodes = int(state["episodes"])
+        self.forward_passes = int(state.get("forward_passes", 0))
+        self.encodings = int(state.get("encodings", 0))
+
+    def operation_counts(self) -> OperationCounts:
+        """Multiply-accumulates so far, for energy accounting (:mod:`nmbrl_brian.energy`).
+
+        A forward pass costs one MAC per weight; encoding costs one per feature; each
+        learning step adds about six parameter-sized passes (two gradients, two trace
+        updates, two weight updates).
+        """
+        p = self.params
+        forward = sum(p[k].size for k in ("hidden_w", "critic_w", "actor_w") if k in p)
+        macs = self.forward_passes * forward + self.encodings * self.encoder.size + self.steps * 6 * self.theta.size
+        return OperationCounts(macs=int(macs), weight_updates=int(self.steps * self.theta.size))
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
