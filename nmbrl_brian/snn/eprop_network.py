@@ -109,6 +109,10 @@ class EpropNetwork:
     """The ``run_regularly`` operations by role (step, traces, weight updates)."""
     timed_arrays: dict = field(default_factory=dict)
     """TimedArrays used by the network (``input_values``, ``targets``)."""
+    initial_weights: dict = field(default_factory=dict)
+    """The weights drawn by the builder (NumPy; readable before a standalone run)."""
+    synapse_indices: dict = field(default_factory=dict)
+    """``(i, j)`` index arrays of each synapse group, as connected by the builder."""
 
     # ----------------------------------------------------------------------------------
     @property
@@ -210,14 +214,9 @@ class EpropNetwork:
         return out
 
     def connectivity(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Presynaptic and postsynaptic indices ``(i, j)`` of each synapse group."""
-        out = {"in": (np.array(self.syn_in.i[:]), np.array(self.syn_in.j[:])),
-               "out": (np.array(self.syn_out.i[:]), np.array(self.syn_out.j[:]))}
-        if self.syn_rec is not None:
-            out["rec"] = (np.array(self.syn_rec.i[:]), np.array(self.syn_rec.j[:]))
-        if self.syn_feedback is not None:
-            out["feedback"] = (np.array(self.syn_feedback.i[:]), np.array(self.syn_feedback.j[:]))
-        return out
+        """Presynaptic and postsynaptic indices ``(i, j)`` of each synapse group (keys ``in``,
+        ``rec``, ``out``, ``feedback``), in synapse order; fixed at build time."""
+        return {k: (i.copy(), j.copy()) for k, (i, j) in self.synapse_indices.items()}
 
     def gradients(self) -> dict[str, np.ndarray]:
         """The gradient accumulators since the last weight update (synapse order)."""
@@ -272,12 +271,14 @@ class EpropNetwork:
         )
 
 
-def _connect(syn: Synapses, mask: np.ndarray) -> None:
-    i, j = np.nonzero(mask)
+def _connect(syn: Synapses, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Connect ``mask[i, j]`` synapses in row-major order; return the ``(i, j)`` arrays."""
+    i, j = (idx.astype(np.int32) for idx in np.nonzero(mask))
     if len(i) == 0:
         syn.connect(condition="False")  # Brian2 wants connect() called even for no synapses
     else:
-        syn.connect(i=i.astype(np.int32), j=j.astype(np.int32))
+        syn.connect(i=i, j=j)
+    return i, j
 
 
 def build_eprop_network(
@@ -356,6 +357,8 @@ def build_eprop_network(
     for ta in timed.values():
         ns[ta.name] = ta
     ops: dict = {}
+    indices: dict = {}
+    weights: dict = {}
 
     # Neurons ---------------------------------------------------------------------------
     inputs = NeuronGroup(n_inputs, neq.INPUT_EQUATIONS, threshold=neq.INPUT_THRESHOLD, reset="",
@@ -396,9 +399,10 @@ def build_eprop_network(
 
     syn_in = Synapses(inputs, recurrent, syn_eqs, on_pre=seq.ON_PRE, namespace=ns, clock=clock,
                       name=p + "syn_in")
-    _connect(syn_in, rng.random((n_inputs, n_rec)) < config.p_input)
+    indices["in"] = _connect(syn_in, rng.random((n_inputs, n_rec)) < config.p_input)
     w_in_std = config.input_weight_scale * config.v_th / math.sqrt(max(1.0, n_inputs * config.p_input))
-    syn_in.w = rng.normal(0.0, w_in_std, len(syn_in))
+    weights["w_in"] = rng.normal(0.0, w_in_std, len(indices["in"][0]))
+    syn_in.w = weights["w_in"]
     learning_ops(syn_in, "syn_in")
 
     syn_rec = None
@@ -407,17 +411,20 @@ def build_eprop_network(
                            clock=clock, name=p + "syn_rec")
         mask = rng.random((n_rec, n_rec)) < config.p_recurrent
         np.fill_diagonal(mask, False)
-        _connect(syn_rec, mask)
+        indices["rec"] = _connect(syn_rec, mask)
         w_rec_std = config.recurrent_weight_scale * config.v_th / math.sqrt(max(1.0, n_rec * config.p_recurrent))
-        syn_rec.w = rng.normal(0.0, w_rec_std, len(syn_rec))
+        weights["w_rec"] = rng.normal(0.0, w_rec_std, len(indices["rec"][0]))
+        syn_rec.w = weights["w_rec"]
         learning_ops(syn_rec, "syn_rec")
 
     symmetric = learn and config.feedback == "symmetric"
     out_eqs = seq.readout_synapse_equations("symmetric" if symmetric else "random")
     syn_out = Synapses(recurrent, readout, out_eqs, on_pre=seq.READOUT_ON_PRE, namespace=ns, clock=clock,
                        name=p + "syn_out")
-    _connect(syn_out, np.ones((n_rec, n_outputs), dtype=bool))
-    syn_out.w = rng.normal(0.0, config.readout_weight_scale / math.sqrt(n_rec), len(syn_out))
+    indices["out"] = _connect(syn_out, np.ones((n_rec, n_outputs), dtype=bool))
+    weights["w_out"] = rng.normal(0.0, config.readout_weight_scale / math.sqrt(n_rec), n_rec * n_outputs)
+    syn_out.w = weights["w_out"]
+    weights["b_out"] = np.zeros(n_outputs)
     syn_out.lr = config.readout_learning_rate
     ops["syn_out_accumulate"] = syn_out.run_regularly(
         seq.READOUT_ACCUMULATE, when=TRACE_SLOT[0], order=TRACE_SLOT[1], name=p + "syn_out_accumulate"
@@ -434,8 +441,9 @@ def build_eprop_network(
     if learn and config.feedback == "random":
         syn_feedback = Synapses(readout, recurrent, seq.RANDOM_FEEDBACK, namespace=ns, clock=clock,
                                 name=p + "feedback")
-        _connect(syn_feedback, np.ones((n_outputs, n_rec), dtype=bool))
-        syn_feedback.B = rng.normal(0.0, config.feedback_weight_scale / math.sqrt(n_outputs), len(syn_feedback))
+        indices["feedback"] = _connect(syn_feedback, np.ones((n_outputs, n_rec), dtype=bool))
+        weights["B"] = rng.normal(0.0, config.feedback_weight_scale / math.sqrt(n_outputs), n_rec * n_outputs)
+        syn_feedback.B = weights["B"]
 
     spikes_in = SpikeMonitor(inputs, record=False, name=p + "spikes_in")
     spikes_rec = SpikeMonitor(recurrent, record=False, name=p + "spikes_rec")
@@ -443,5 +451,6 @@ def build_eprop_network(
         config=config, neuron_params=npar, synapse_params=spar, input_kind=input_kind, error_mode=error_mode,
         clock=clock, namespace=ns, inputs=inputs, recurrent=recurrent, readout=readout, syn_in=syn_in,
         syn_rec=syn_rec, syn_out=syn_out, syn_feedback=syn_feedback, spikes_in=spikes_in, spikes_rec=spikes_rec,
-        operations=ops, timed_arrays=timed,
+        operations=ops, timed_arrays=timed, initial_weights={k: v.copy() for k, v in weights.items()},
+        synapse_indices=indices,
     )

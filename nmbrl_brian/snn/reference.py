@@ -236,10 +236,11 @@ class EpropReference:
         self.grad_b[:] = 0
 
 
-def reference_from_network(net, *, supervised: bool | None = None) -> EpropReference:
+def reference_from_network(net, *, weights: dict | None = None, supervised: bool | None = None) -> EpropReference:
     """A reference with the constants, weights and connectivity of a built :class:`EpropNetwork`.
 
-    Call it before running the Brian2 network (it copies the current weights).
+    ``weights`` default to the network's current weights, or to the builder's initial
+    weights where they cannot be read (a standalone device before its run).
     """
     cfg = net.config
     n_in, n_rec, n_out = len(net.inputs), len(net.recurrent), len(net.readout)
@@ -247,7 +248,12 @@ def reference_from_network(net, *, supervised: bool | None = None) -> EpropRefer
         net.namespace, adaptive=cfg.neuron_model == "ALIF", update_interval=cfg.update_interval_steps,
         activity_sparse=cfg.activity_sparse, lr_hidden=cfg.learning_rate, lr_readout=cfg.readout_learning_rate,
     )
-    conn, weights = net.connectivity(), net.get_weights()
+    conn = net.connectivity()
+    if weights is None:
+        try:
+            weights = net.get_weights()
+        except NotImplementedError:  # standalone, not run yet
+            weights = net.initial_weights
 
     def dense(key: str, shape: tuple[int, int], values: np.ndarray):
         i, j = conn[key]

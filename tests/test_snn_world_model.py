@@ -1,0 +1,255 @@
+"""The spiking world model: interface contract, learning, checkpoints, standalone re-runs, experiment."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from nmbrl_brian.envs import EnvironmentWrapper, WorldModelEnv
+from nmbrl_brian.errors import ConfigError
+from nmbrl_brian.world_models.dataset import collect_transitions
+from nmbrl_brian.world_models.evaluation import one_step_metrics
+from nmbrl_brian.world_models.snn_world_model import (
+    DEFAULT_WORLD_MODEL_NETWORK,
+    SNNWorldModel,
+    WorldModelConfig,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+N_TRAIN = 400
+#: A small world model for tests: 120 neurons, one run per epoch of N_TRAIN transitions.
+SMALL = WorldModelConfig(
+    network=dataclasses.replace(DEFAULT_WORLD_MODEL_NETWORK, n_recurrent=120),
+    epochs=3,
+    periods_per_run=N_TRAIN,
+)
+
+
+def nmse_mean(model, data) -> float:
+    df = one_step_metrics(model, data)
+    return float(df.loc[(df.metric == "nmse") & (df.dim == "mean"), "value"].iloc[0])
+
+
+@pytest.fixture(scope="module")
+def cartpole_data():
+    env = EnvironmentWrapper("CartPole-v1")
+    return collect_transitions(env, None, N_TRAIN, seed=0), collect_transitions(env, None, 200, seed=1)
+
+
+@pytest.fixture(scope="module")
+def trained(cartpole_data):
+    """A runtime model after 1 and after 3 epochs (held-out NMSE recorded after each)."""
+    from nmbrl_brian.devices import select_device
+
+    select_device("runtime")
+    train, held_out = cartpole_data
+    model = SNNWorldModel.for_env("CartPole-v1", config=SMALL)
+    logs, nmse = [], []
+    for _ in range(SMALL.epochs):
+        logs.append(model.train_epoch(train))
+        nmse.append(nmse_mean(model, held_out))
+    return model, logs, nmse
+
+
+def test_config_errors_name_the_field():
+    cases = {
+        "error_steps": {"error_steps": 0},
+        "termination": {"termination": "sometimes"},
+        "readout_learning_rate": {"readout_learning_rate": -1.0},
+        "network.input_kind": {
+            "network": dataclasses.replace(DEFAULT_WORLD_MODEL_NETWORK, input_kind="poisson")
+        },
+        "network.update_interval_steps": {
+            "network": dataclasses.replace(DEFAULT_WORLD_MODEL_NETWORK, update_interval_steps=7)
+        },
+    }
+    for field, kwargs in cases.items():
+        with pytest.raises(ConfigError, match=f"^world_model.{field}:"):
+            WorldModelConfig(**kwargs)
+    with pytest.raises(ConfigError, match="^world_model.error_steps:"):
+        WorldModelConfig(error_steps=21)  # longer than the 20-step period
+    with pytest.raises(ConfigError, match="^world_model.termination:"):
+        SNNWorldModel.for_env(
+            "CartPole-v1", use_termination_fn=False, config=WorldModelConfig(termination="given")
+        )
+
+
+def test_training_lowers_prediction_error(trained):
+    model, logs, nmse = trained
+    assert len(logs) == 3 and all(row["n_transitions"] == N_TRAIN for row in logs), f"training log: {logs}"
+    assert logs[-1]["online_nmse"] < 0.5 * logs[0]["online_nmse"], (
+        f"online error did not fall over 3 epochs: {[round(r['online_nmse'], 4) for r in logs]}"
+    )
+    assert nmse[-1] < nmse[0], f"held-out NMSE did not fall from epoch 1 to 3: {nmse}"
+    assert nmse[-1] < 0.15, (
+        f"held-out one-step NMSE after 3 epochs on {N_TRAIN} transitions is {nmse[-1]:.3f}"
+    )
+    assert model.epochs_done == 3 and model.fitted, "epochs_done/fitted not updated by train_epoch"
+
+
+def test_predictions_do_not_depend_on_batch_order(trained, cartpole_data):
+    """Every period starts from rest, so a pair's prediction is the same alone or in any batch."""
+    model, _, _ = trained
+    _, held_out = cartpole_data
+    obs, act = held_out.obs[:6], held_out.action[:6]
+    batch = model.predict(obs, act)
+    reverse = model.predict(obs[::-1], act[::-1])
+    single = model.predict(obs[2:3], act[2:3])
+    np.testing.assert_allclose(
+        reverse[0][::-1], batch[0], atol=1e-12, err_msg="batch order changed predictions"
+    )
+    np.testing.assert_allclose(
+        single[0][0], batch[0][2], atol=1e-12, err_msg="a lone pair predicted differently"
+    )
+    before = {k: v.copy() for k, v in model.weights.items()}
+    model.predict(obs, act)
+    for key, w in before.items():
+        np.testing.assert_array_equal(model.weights[key], w, err_msg=f"predict() changed weights {key}")
+
+
+def test_step_and_reset_honour_the_world_model_contract(trained):
+    model, _, _ = trained
+    obs, info = model.reset(seed=3)
+    assert model.observation_space.contains(obs) and isinstance(info, dict), f"reset gave {obs!r}, {info!r}"
+    again, _ = model.reset(seed=3)
+    np.testing.assert_array_equal(obs, again, err_msg="reset(seed) is not reproducible")
+    first = model.step(1)
+    assert len(first) == 5, f"step should return 5 values, got {len(first)}"
+    nxt, reward, terminated, truncated, info = first
+    assert model.observation_space.contains(nxt), f"step observation outside the space: {nxt!r}"
+    assert isinstance(reward, float) and isinstance(terminated, bool) and truncated is False, (
+        f"step types: {type(reward)}, {type(terminated)}, {truncated!r}"
+    )
+    assert abs(reward - 1.0) < 0.1, f"CartPole reward is 1 per step, the model predicted {reward}"
+    model.reset(seed=3)
+    np.testing.assert_array_equal(
+        model.step(1)[0], nxt, err_msg="the same state and action gave another step"
+    )
+    # The given termination function (not a learned readout) decides: the pole is already past 12 degrees.
+    model.reset(options={"obs": np.array([0.0, 0.0, 0.3, 1.0], dtype=np.float32)})
+    nxt, _, terminated, _, info = model.step(0)
+    assert terminated and info["term_prob"] == 1.0, (
+        f"from theta = 0.3 rad the step to {nxt} should be terminal by CartPole's bounds, got {terminated}, {info}"
+    )
+
+
+def test_gymnasium_check_env_passes(trained):
+    model, _, _ = trained
+    check_env(WorldModelEnv(model, max_episode_steps=20), skip_render_check=True)
+
+
+def test_state_dict_round_trip(trained, cartpole_data):
+    model, _, _ = trained
+    _, held_out = cartpole_data
+    state = model.state_dict()
+    fresh = SNNWorldModel.for_env("CartPole-v1", config=SMALL)
+    fresh.load_state_dict(state)
+    assert fresh.epochs_done == 3, f"epochs_done not restored: {fresh.epochs_done}"
+    a = model.predict(held_out.obs[:5], held_out.action[:5])[0]
+    b = fresh.predict(held_out.obs[:5], held_out.action[:5])[0]
+    np.testing.assert_allclose(b, a, atol=1e-12, err_msg="a restored checkpoint predicts differently")
+
+
+def test_learned_termination_readout(cartpole_data):
+    train, _ = cartpole_data
+    cfg = dataclasses.replace(SMALL, epochs=1, termination="learned")
+    model = SNNWorldModel.for_env("CartPole-v1", config=cfg)
+    assert model.termination_fn is None and model.n_outputs == 6, "termination='learned' should add a readout"
+    model.fit(train)
+    _, _, p = model.predict(train.obs[:50], train.action[:50])
+    assert np.all((p >= 0) & (p <= 1)), f"termination probabilities outside [0, 1]: {p}"
+
+
+@pytest.mark.slow
+@pytest.mark.standalone
+def test_standalone_rerun_matches_fresh_build(tmp_path, cartpole_data):
+    """Epoch 2 by re-running the binary with run_args == epoch 2 in a freshly built project."""
+    from nmbrl_brian.devices import reset_device, select_device
+
+    train, held_out = cartpole_data
+    cfg = dataclasses.replace(SMALL, periods_per_run=200, epochs=2)
+    data = train.subset(slice(0, 200))
+    select_device("cpp_standalone", tmp_path / "rerun")
+    try:
+        rerun = SNNWorldModel.for_env("CartPole-v1", config=cfg)
+        rerun.train_epoch(data)
+        after_epoch_1 = rerun.state_dict()
+        epoch_2 = rerun.train_epoch(data)
+        rerun.predict(held_out.obs[:20], held_out.action[:20])
+        assert len(rerun.timings["train_run"]) == 2 and len(rerun.timings["build"]) == 2, (
+            f"expected one construction and one compilation, got {rerun.timings}"
+        )
+    finally:
+        reset_device()
+    select_device("cpp_standalone", tmp_path / "fresh")
+    try:
+        fresh = SNNWorldModel.for_env("CartPole-v1", config=cfg, rebuild_each_run=True)
+        fresh.load_state_dict(after_epoch_1)
+        fresh_epoch_2 = fresh.train_epoch(data)
+    finally:
+        reset_device()
+    for key, w in rerun.weights.items():
+        np.testing.assert_allclose(
+            fresh.weights[key],
+            w,
+            rtol=0,
+            atol=1e-12,
+            err_msg=f"re-run and fresh build disagree on {key} after epoch 2",
+        )
+    # The readouts of every period during epoch 2 are the predictions made before each update.
+    assert abs(fresh_epoch_2["online_nmse"] - epoch_2["online_nmse"]) < 1e-12, (
+        f"epoch-2 predictions differ: re-run {epoch_2['online_nmse']}, fresh build {fresh_epoch_2['online_nmse']}"
+    )
+
+
+@pytest.mark.slow
+def test_world_model_quality_quick(tmp_path):
+    out = tmp_path / "wmq"
+    proc = subprocess.run(
+        [sys.executable, "experiments/world_model_quality.py", "--quick", "--seeds", "1", "--out", str(out)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, f"script failed:\n{proc.stderr[-3000:]}"
+    last = proc.stdout.strip().splitlines()[-1]
+    figures = dict(item.split("=", 1) for item in last.split())
+    expected = ["one_step_nmse", "linear_nmse", "mlp_nmse", "rollout25_nmse", "termination_recall"]
+    assert list(figures) == expected, f"last line should be {expected} as key=value, got {last!r}"
+    assert float(figures["one_step_nmse"]) < 0.5, f"quick SNN one-step NMSE is {figures['one_step_nmse']}"
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert {"model", "policy", "metric", "dim", "k", "value", "seed"} <= set(metrics.columns), (
+        f"metrics.csv columns: {list(metrics.columns)}"
+    )
+    assert set(metrics["model"]) == {"snn", "linear", "mlp"}, (
+        f"models in metrics.csv: {set(metrics['model'])}"
+    )
+    assert set(metrics["policy"]) == {"random", "good"}, f"policies in metrics.csv: {set(metrics['policy'])}"
+    for name in ("trajectories.png", "raster.png"):
+        assert (out / name).stat().st_size > 0, f"{name} missing or empty"
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "experiments/world_model_quality.py",
+            "--seeds",
+            "0",
+            "--out",
+            str(tmp_path / "bad"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert bad.returncode == 2, f"--seeds 0 should exit with code 2, got {bad.returncode}"
+    assert bad.stderr.strip().splitlines()[-1].startswith("error: --seeds:"), f"stderr: {bad.stderr!r}"
