@@ -11,11 +11,13 @@ predicts the held-out one-step state change with a normalised MSE of at most 0.0
 of at least 0.95, against the linear (about 1e-5) and MLP baselines fitted to the same data.
 
 Per seed: 5,000 training transitions from the uniform random policy; held-out sets of
-2,000 transitions from the random policy and from a good policy (a hand-written PD
-balance controller, ``a = [theta + 0.5 theta_dot + 0.01 x + 0.1 x_dot > 0]``, which
-holds CartPole for 500 steps). All three models learn their own termination.
+2,000 transitions from the random policy and from a good policy: the dense TD(lambda)
+actor-critic baseline (``cartpole_dense.toml``, same seed) trained on the real
+environment until its greedy evaluation mean reaches 475, then run greedily. All three
+models learn their own termination.
 
-Writes under ``--out``: ``metrics.csv`` (tidy: model, policy, metric, dim, k, value, n,
+Writes under ``--out``: ``seeds/seed_<k>/`` (each finished seed's tables, so a re-run
+of the same command resumes after the last finished seed), ``metrics.csv`` (tidy: model, policy, metric, dim, k, value, n,
 seed), ``training_log.csv`` (per epoch: online NMSE, step sizes, run time),
 ``timing.csv`` (cpp_standalone: re-running the compiled binary with ``run_args`` vs
 regenerating and recompiling it for every epoch, seed 0; skipped with ``--quick`` or
@@ -38,17 +40,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nmbrl_brian.config import load_config
 from nmbrl_brian.devices import reset_device, select_device
 from nmbrl_brian.envs import EnvironmentWrapper
 from nmbrl_brian.experiment_tools import check_common_args, experiment_parser, run_main
 from nmbrl_brian.plotting import save_figure
 from nmbrl_brian.results import write_csv_atomic
+from nmbrl_brian.training.actor_critic_trainer import evaluation_seed
+from nmbrl_brian.training.env_loop import EnvLoop
+from nmbrl_brian.training.run import build_agent
 from nmbrl_brian.world_models import LinearWorldModel, MLPWorldModel, collect_transitions
 from nmbrl_brian.world_models.baselines import MLPModelConfig
 from nmbrl_brian.world_models.evaluation import evaluate_models, rollout
 from nmbrl_brian.world_models.snn_world_model import SNNWorldModel, WorldModelConfig
 
 ENV_ID = "CartPole-v1"
+DENSE_CONFIG = Path(__file__).resolve().parents[1] / "nmbrl_brian" / "configs" / "cartpole_dense.toml"
 STATE_NAMES = ("x", "x_dot", "theta", "theta_dot")
 STATE_UNITS = ("m", "m/s", "rad", "rad/s")
 FULL = {
@@ -71,19 +78,39 @@ QUICK = {
 }
 
 
-def pd_balance_policy(obs: np.ndarray) -> int:
-    """A good CartPole policy: push towards where the pole (and the cart) is heading."""
-    x, x_dot, theta, theta_dot = obs
-    return int(theta + 0.5 * theta_dot + 0.01 * x + 0.1 * x_dot > 0)
+def train_good_policy(seed: int, *, threshold: float = 475.0, max_steps: int = 200_000):
+    """The dense TD(lambda) baseline trained on the real env until its greedy mean reaches ``threshold``.
+
+    Returns the agent and the real environment steps it took.
+    """
+    config = load_config(DENSE_CONFIG, seed=seed)
+    env = EnvironmentWrapper(ENV_ID)
+    agent = build_agent(config, env.observation_space, env.action_space)
+    loop = EnvLoop(env, seed=seed)
+    returns: list[float] = []
+    for chunk in range(max_steps // config.eval_every):
+        agent.interact(loop, max_steps=config.eval_every)
+        returns.clear()
+        eval_loop = EnvLoop(
+            EnvironmentWrapper(ENV_ID),
+            seed=evaluation_seed(seed, chunk, config.eval_episodes),
+            on_episode_end=lambda ret, length: returns.append(ret),
+        )
+        agent.interact(eval_loop, max_episodes=config.eval_episodes, explore=False, learn=False)
+        if np.mean(returns) >= threshold:
+            return agent, loop.env_steps
+    raise RuntimeError(f"the dense baseline (seed {seed}) did not reach {threshold} in {max_steps} steps")
 
 
 def collect(seed: int, sizes: dict) -> dict:
     """Training data (random policy) and held-out sets (random and good policy) of one seed."""
     env = EnvironmentWrapper(ENV_ID)
+    good_policy, steps = train_good_policy(seed)
+    print(f"  good policy: dense baseline after {steps} env steps", flush=True)
     return {
         "train": collect_transitions(env, None, sizes["n_train"], seed=seed),
         "random": collect_transitions(env, None, sizes["n_held_out"], seed=10_000 + seed),
-        "good": collect_transitions(env, pd_balance_policy, sizes["n_held_out"], seed=20_000 + seed),
+        "good": collect_transitions(env, good_policy, sizes["n_held_out"], seed=20_000 + seed, explore=False),
     }
 
 
@@ -181,6 +208,49 @@ def standalone_timing(config: WorldModelConfig, train, out: Path, epochs: int) -
     return pd.DataFrame(rows).assign(same_weights_as_other_mode=same)
 
 
+def snn_config(seed: int, sizes: dict) -> WorldModelConfig:
+    """The spiking world model of one seed: learned termination, one run per epoch."""
+    return WorldModelConfig(
+        epochs=sizes["epochs"], termination="learned", seed=seed, periods_per_run=sizes["n_train"]
+    )
+
+
+def run_seed(seed: int, sizes: dict, out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Collect, train the three models and evaluate them on both held-out sets.
+
+    Seed 0 also draws the trajectory and raster figures. Returns the tidy metrics and the
+    spiking model's training log.
+    """
+    data = collect(seed, sizes)
+    snn, log = train_snn(snn_config(seed, sizes), data["train"])
+    models = {
+        "snn": snn,
+        "linear": LinearWorldModel.for_env(ENV_ID, use_termination_fn=False).fit(data["train"]),
+        "mlp": MLPWorldModel.for_env(
+            ENV_ID,
+            use_termination_fn=False,
+            config=MLPModelConfig(epochs=sizes["mlp_epochs"], seed=seed),
+        ).fit(data["train"]),
+    }
+    metrics = []
+    for policy in ("random", "good"):
+        df = evaluate_models(models, data[policy], dim_names=STATE_NAMES, max_segments=sizes["max_segments"])
+        metrics.append(df.assign(policy=policy, seed=seed))
+    if seed == 0:
+        start, actions, real_next = longest_episode(data["random"], sizes["rollout_steps"])
+        trajectories = {"real": np.vstack([start, real_next])}
+        snn.record_spikes = True
+        for name, model in models.items():
+            states, _, _ = rollout(model, start[None], actions[None])
+            trajectories[name] = states[0]
+        snn.record_spikes = False
+        save_figure(plot_trajectories(trajectories), out / "trajectories.png")
+        t_ms, neuron = snn.recorded_spikes(clear=True)
+        save_figure(plot_raster(t_ms, neuron, period_ms=snn.period_ms), out / "raster.png")
+    table = pd.concat(metrics, ignore_index=True)
+    return table[["model", "policy", "metric", "dim", "k", "value", "n", "seed"]], log.assign(seed=seed)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = experiment_parser(__doc__.splitlines()[0])
     parser.add_argument("--skip-timing", action="store_true", help="skip the cpp_standalone timing")
@@ -192,44 +262,22 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         select_device("runtime")
-        metrics, logs, runtime_epochs = [], [], []
+        metrics, logs = [], []
         for seed in range(args.seeds):
-            print(f"seed {seed}", flush=True)
-            config = WorldModelConfig(
-                epochs=sizes["epochs"], termination="learned", seed=seed, periods_per_run=sizes["n_train"]
-            )
-            data = collect(seed, sizes)
-            snn, log = train_snn(config, data["train"])
-            logs.append(log.assign(seed=seed))
-            runtime_epochs += list(log["wall_s"])
-            models = {
-                "snn": snn,
-                "linear": LinearWorldModel.for_env(ENV_ID, use_termination_fn=False).fit(data["train"]),
-                "mlp": MLPWorldModel.for_env(
-                    ENV_ID,
-                    use_termination_fn=False,
-                    config=MLPModelConfig(epochs=sizes["mlp_epochs"], seed=seed),
-                ).fit(data["train"]),
-            }
-            for policy in ("random", "good"):
-                df = evaluate_models(
-                    models, data[policy], dim_names=STATE_NAMES, max_segments=sizes["max_segments"]
-                )
-                metrics.append(df.assign(policy=policy, seed=seed))
-            if seed == 0:
-                start, actions, real_next = longest_episode(data["random"], sizes["rollout_steps"])
-                trajectories = {"real": np.vstack([start, real_next])}
-                snn.record_spikes = True
-                for name, model in models.items():
-                    states, _, _ = rollout(model, start[None], actions[None])
-                    trajectories[name] = states[0]
-                snn.record_spikes = False
-                save_figure(plot_trajectories(trajectories), out / "trajectories.png")
-                t_ms, neuron = snn.recorded_spikes(clear=True)
-                save_figure(plot_raster(t_ms, neuron, period_ms=snn.period_ms), out / "raster.png")
-                timing_config, timing_data = config, data["train"]
+            seed_dir = out / "seeds" / f"seed_{seed}"
+            if not (seed_dir / "metrics.csv").is_file():
+                print(f"seed {seed}", flush=True)
+                seed_metrics, seed_log = run_seed(seed, sizes, out)
+                seed_dir.mkdir(parents=True, exist_ok=True)
+                write_csv_atomic(seed_log, seed_dir / "training_log.csv")
+                write_csv_atomic(seed_metrics, seed_dir / "metrics.csv")  # last: marks the seed finished
+            else:
+                print(f"seed {seed}: finished earlier, reusing {seed_dir}", flush=True)
+            metrics.append(pd.read_csv(seed_dir / "metrics.csv"))
+            logs.append(pd.read_csv(seed_dir / "training_log.csv"))
+        timing_config = snn_config(0, sizes)
+        runtime_epochs = list(logs[0]["wall_s"])
         table = pd.concat(metrics, ignore_index=True)
-        table = table[["model", "policy", "metric", "dim", "k", "value", "n", "seed"]]
         write_csv_atomic(table, out / "metrics.csv")
         write_csv_atomic(pd.concat(logs, ignore_index=True), out / "training_log.csv")
         (out / "config.json").write_text(
@@ -246,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
             + "\n"
         )
         if sizes["timing_epochs"] and not args.skip_timing:
+            timing_data = collect_transitions(EnvironmentWrapper(ENV_ID), None, sizes["n_train"], seed=0)
             timing = standalone_timing(timing_config, timing_data, out, sizes["timing_epochs"])
             steps_per_period = timing_config.network.steps_per_env_step
             runtime = pd.DataFrame(

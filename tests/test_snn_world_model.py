@@ -236,6 +236,18 @@ def test_world_model_quality_quick(tmp_path):
     assert set(metrics["policy"]) == {"random", "good"}, f"policies in metrics.csv: {set(metrics['policy'])}"
     for name in ("trajectories.png", "raster.png"):
         assert (out / name).stat().st_size > 0, f"{name} missing or empty"
+    again = subprocess.run(
+        [sys.executable, "experiments/world_model_quality.py", "--quick", "--seeds", "1", "--out", str(out)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert again.returncode == 0 and "seed 0: finished earlier" in again.stdout, (
+        f"a re-run should reuse the finished seed:\n{again.stdout[-2000:]}{again.stderr[-2000:]}"
+    )
+    assert again.stdout.strip().splitlines()[-1] == last, "the resumed run printed other headline figures"
     bad = subprocess.run(
         [
             sys.executable,
