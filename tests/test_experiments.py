@@ -65,3 +65,22 @@ def test_snn_model_free_quick(tmp_path):
     energy = pd.read_csv(out / "energy.csv")
     assert (energy["energy_j"] >= 0).all() and energy["count"].sum() > 0, "energy.csv should count operations"
     assert (out / "learning_curves.png").is_file()
+
+
+@pytest.mark.slow
+def test_activity_sparse_quick(tmp_path):
+    out = tmp_path / "sparse"
+    proc = run_script("experiments/activity_sparse.py", "--quick", "--seeds", "1", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = headline(proc.stdout)
+    assert "skipped_eps_1e-6" in figures and "steps_to_475_dense" in figures, f"headline: {figures}"
+    sweep = pd.read_csv(out / "sweep.csv")
+    assert list(sweep["setting"]) == ["dense", "eps_1e-6", "eps_1e-3", "eps_1e-2"], f"settings: {sweep['setting']}"
+    dense = sweep[sweep.setting == "dense"].iloc[0]
+    assert dense["skipped"] == 0 and dense["performed"] == dense["total"] > 0, f"dense row: {dense.to_dict()}"
+    sparse = sweep[sweep.setting != "dense"]
+    assert (sparse["performed"] + sparse["skipped"] == sparse["total"]).all(), "performed + skipped != total"
+    assert (sparse["fraction_skipped"] > 0).all(), f"activity-sparse mode skipped nothing: {sparse.to_dict()}"
+    fractions = sparse["fraction_skipped"].to_numpy()
+    assert (fractions[1:] >= fractions[:-1]).all(), f"a larger eps should skip at least as much: {fractions}"
+    assert (out / "activity_sparse.png").stat().st_size > 0, "figure missing"

@@ -278,6 +278,10 @@ class SpikingActorCritic(BaseAgent):
         """Copies of the learned parameters: ``w_in``, ``w_rec``, ``w_out``, ``b_out``."""
         return self.eprop.get_weights()
 
+    def trace_update_counts(self) -> dict[str, int]:
+        """Eligibility-trace updates performed and skipped so far (activity-sparse mode skips some)."""
+        return self.eprop.trace_update_counts()
+
     def operation_counts(self) -> OperationCounts:
         """Operations performed so far (for energy accounting with :mod:`nmbrl_brian.energy`).
 

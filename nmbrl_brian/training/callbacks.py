@@ -121,7 +121,9 @@ class EnergyReport(Callback):
     """Writes ``energy.csv`` at the end of training for agents that count their operations.
 
     Rows: one per energy model and operation kind (count and joules), with the run's
-    ``env_steps`` and ``seed``; see :mod:`nmbrl_brian.energy`.
+    ``env_steps`` and ``seed``; see :mod:`nmbrl_brian.energy`. Agents with e-prop traces
+    also get ``trace_updates.csv``: trace updates performed, skipped (activity-sparse
+    mode) and in total.
     """
 
     def __init__(self, run_dir: str | Path):
@@ -138,3 +140,9 @@ class EnergyReport(Callback):
         table["env_steps"] = trainer.env_steps
         table["seed"] = trainer.config.seed
         write_csv_atomic(table, self.run_dir / "energy.csv")
+        traces = getattr(trainer.agent, "trace_update_counts", None)
+        if traces is not None:
+            row = traces()
+            row["fraction_skipped"] = row["skipped"] / row["total"] if row["total"] else 0.0
+            row.update(env_steps=trainer.env_steps, seed=trainer.config.seed)
+            write_csv_atomic(pd.DataFrame([row]), self.run_dir / "trace_updates.csv")
