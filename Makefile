@@ -19,7 +19,7 @@ $(STAMP): $(BIN)/python setup.cfg pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/nmbrl run --config nmbrl_brian/configs/cartpole_dense.toml
+	$(BIN)/nmbrl run --config nmbrl_brian/configs/cartpole_snn.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -29,6 +29,9 @@ lint: $(STAMP)
 
 benchmarks: $(STAMP)
 	$(BIN)/python experiments/baseline_dense.py --seeds 5 --out results/baseline_dense
+	$(BIN)/python experiments/snn_model_free.py --seeds 5 --out results/snn_model_free
+	$(BIN)/python experiments/world_model_quality.py --seeds 5 --out results/world_model_quality
+	$(BIN)/python experiments/activity_sparse.py --seeds 5 --out results/activity_sparse
 
 clean:
 	rm -rf $(VENV) build *.egg-info
