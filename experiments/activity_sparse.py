@@ -103,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         rows, metrics = [], []
         for label, eps in SETTINGS.items():
             print(f"setting {label}", flush=True)
-            runs = run_seeds(CONFIG, args.seeds, out / label, [*base, *overrides_for(eps)])
+            runs = run_seeds(
+                CONFIG, args.seeds, out / label, [*base, *overrides_for(eps)], workers=args.workers
+            )
             summary = summarise_seeds(runs)
             table = run_costs(out / label / "runs").merge(
                 summary[["seed", "steps_to_threshold", "best_return_mean"]], on="seed"

@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     def body():
         check_common_args(args)
         out = Path(args.out)
-        metrics = run_seeds(CONFIG, args.seeds, out, overrides=QUICK if args.quick else ())
+        metrics = run_seeds(
+            CONFIG, args.seeds, out, overrides=QUICK if args.quick else (), workers=args.workers
+        )
         summary = summarise_seeds(metrics, threshold=475.0)
         write_csv_atomic(metrics, out / "metrics.csv")
         write_csv_atomic(summary, out / "summary.csv")

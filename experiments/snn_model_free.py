@@ -47,8 +47,12 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out)
         overrides = QUICK if args.quick else ()
         agents = {
-            "spiking_actor_critic": run_seeds(CONFIGS / "cartpole_snn.toml", args.seeds, out / "snn", overrides),
-            "dense_actor_critic": run_seeds(CONFIGS / "cartpole_dense.toml", args.seeds, out / "dense", overrides),
+            "spiking_actor_critic": run_seeds(
+                CONFIGS / "cartpole_snn.toml", args.seeds, out / "snn", overrides, workers=args.workers
+            ),
+            "dense_actor_critic": run_seeds(
+                CONFIGS / "cartpole_dense.toml", args.seeds, out / "dense", overrides, workers=args.workers
+            ),
         }
         metrics = pd.concat([df.assign(agent=name) for name, df in agents.items()], ignore_index=True)
         summary = pd.concat(
@@ -57,9 +61,14 @@ def main(argv: list[str] | None = None) -> int:
         summary["env_steps_per_s"] = summary["env_steps"] / summary["wall_s"]
         write_csv_atomic(metrics, out / "metrics.csv")
         write_csv_atomic(summary, out / "summary.csv")
-        energy = pd.concat(
-            [pd.read_csv(p) for p in sorted((out / "snn" / "runs").glob("*/energy.csv"))], ignore_index=True
-        ) if any((out / "snn" / "runs").glob("*/energy.csv")) else pd.DataFrame()
+        energy = (
+            pd.concat(
+                [pd.read_csv(p) for p in sorted((out / "snn" / "runs").glob("*/energy.csv"))],
+                ignore_index=True,
+            )
+            if any((out / "snn" / "runs").glob("*/energy.csv"))
+            else pd.DataFrame()
+        )
         if not energy.empty:
             write_csv_atomic(energy, out / "energy.csv")
         ax = None

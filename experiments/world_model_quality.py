@@ -32,6 +32,7 @@ Usage::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sys
 import time
@@ -43,7 +44,7 @@ import pandas as pd
 from nmbrl_brian.config import load_config
 from nmbrl_brian.devices import reset_device, select_device
 from nmbrl_brian.envs import EnvironmentWrapper
-from nmbrl_brian.experiment_tools import check_common_args, experiment_parser, run_main
+from nmbrl_brian.experiment_tools import check_common_args, experiment_parser, parallel_map, run_main
 from nmbrl_brian.plotting import save_figure
 from nmbrl_brian.results import write_csv_atomic
 from nmbrl_brian.training.actor_critic_trainer import evaluation_seed
@@ -251,6 +252,18 @@ def run_seed(seed: int, sizes: dict, out: Path) -> tuple[pd.DataFrame, pd.DataFr
     return table[["model", "policy", "metric", "dim", "k", "value", "n", "seed"]], log.assign(seed=seed)
 
 
+def run_and_save_seed(seed: int, *, sizes: dict, out: Path) -> Path:
+    """:func:`run_seed` and write its tables to ``out/seeds/seed_<seed>/`` (metrics last: the seed is done)."""
+    print(f"seed {seed}", flush=True)
+    select_device("runtime")
+    seed_metrics, seed_log = run_seed(seed, sizes, out)
+    seed_dir = out / "seeds" / f"seed_{seed}"
+    seed_dir.mkdir(parents=True, exist_ok=True)
+    write_csv_atomic(seed_log, seed_dir / "training_log.csv")
+    write_csv_atomic(seed_metrics, seed_dir / "metrics.csv")
+    return seed_dir
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = experiment_parser(__doc__.splitlines()[0])
     parser.add_argument("--skip-timing", action="store_true", help="skip the cpp_standalone timing")
@@ -261,20 +274,16 @@ def main(argv: list[str] | None = None) -> int:
         sizes = QUICK if args.quick else FULL
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        select_device("runtime")
-        metrics, logs = [], []
-        for seed in range(args.seeds):
-            seed_dir = out / "seeds" / f"seed_{seed}"
-            if not (seed_dir / "metrics.csv").is_file():
-                print(f"seed {seed}", flush=True)
-                seed_metrics, seed_log = run_seed(seed, sizes, out)
-                seed_dir.mkdir(parents=True, exist_ok=True)
-                write_csv_atomic(seed_log, seed_dir / "training_log.csv")
-                write_csv_atomic(seed_metrics, seed_dir / "metrics.csv")  # last: marks the seed finished
-            else:
+        seed_dirs = [out / "seeds" / f"seed_{seed}" for seed in range(args.seeds)]
+        todo = []
+        for seed, seed_dir in enumerate(seed_dirs):
+            if (seed_dir / "metrics.csv").is_file():
                 print(f"seed {seed}: finished earlier, reusing {seed_dir}", flush=True)
-            metrics.append(pd.read_csv(seed_dir / "metrics.csv"))
-            logs.append(pd.read_csv(seed_dir / "training_log.csv"))
+            else:
+                todo.append(seed)
+        parallel_map(functools.partial(run_and_save_seed, sizes=sizes, out=out), todo, args.workers)
+        metrics = [pd.read_csv(d / "metrics.csv") for d in seed_dirs]
+        logs = [pd.read_csv(d / "training_log.csv") for d in seed_dirs]
         timing_config = snn_config(0, sizes)
         runtime_epochs = list(logs[0]["wall_s"])
         table = pd.concat(metrics, ignore_index=True)

@@ -9,9 +9,11 @@ figures under ``--out`` and ends with :func:`print_headline`.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
@@ -27,6 +29,12 @@ def experiment_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=5, help="number of seeds, 0..N-1 (default 5)")
     p.add_argument("--out", required=True, help="folder for tables, figures and per-seed runs")
     p.add_argument("--quick", action="store_true", help="smoke-sized run (used by the tests)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="training runs at a time, each in its own process (default 1; at most the number of cores)",
+    )
     return p
 
 
@@ -34,6 +42,9 @@ def check_common_args(args: argparse.Namespace) -> None:
     """Validate the shared flags; raise :class:`ConfigError` with a one-line message."""
     if args.seeds < 1:
         raise ConfigError("--seeds", "an integer >= 1", args.seeds)
+    workers = getattr(args, "workers", 1)
+    if workers < 1:
+        raise ConfigError("--workers", "an integer >= 1", workers)
 
 
 def run_main(body: Callable[[], dict[str, Any]]) -> int:
@@ -49,6 +60,7 @@ def run_main(body: Callable[[], dict[str, Any]]) -> int:
 
 def print_headline(figures: dict[str, Any]) -> None:
     """Print the last line of an experiment: ``key=value`` pairs separated by spaces."""
+
     def fmt(v: Any) -> str:
         if isinstance(v, float):
             if v != v:
@@ -66,11 +78,49 @@ def _finished(run_dir: Path, config: RunConfig) -> bool:
     return int(pd.read_csv(metrics)["env_steps"].max()) >= config.total_env_steps
 
 
+def parallel_map(fn: Callable[[Any], Any], items: Sequence[Any], workers: int = 1) -> list[Any]:
+    """``[fn(item) for item in items]``, in up to ``workers`` fresh processes when ``workers > 1``.
+
+    Each worker is *spawned*, so it starts its own Brian2 (devices and code-generation
+    state are never shared; compiled cython code is shared through Brian2's file-locked
+    cache). ``fn`` and the items must be picklable: a module-level function, or a
+    ``functools.partial`` of one.
+    """
+    items = list(items)
+    if workers <= 1 or len(items) <= 1:
+        return [fn(item) for item in items]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(items)), mp_context=context) as pool:
+        return list(pool.map(fn, items))
+
+
+def train_or_resume(config: RunConfig, runs_root: Path) -> Path:
+    """Return the finished run of ``config`` under ``runs_root``, resuming or starting it as needed.
+
+    A previous run counts when its ``config.json`` equals ``config``; the newest one is used.
+    """
+    previous = sorted(runs_root.glob(f"{config.run_name_stem}__*")) if runs_root.is_dir() else []
+    previous = [
+        p for p in previous if (p / "config.json").is_file() and load_config_json(p / "config.json") == config
+    ]
+    run_dir = previous[-1] if previous else None
+    if run_dir is not None and _finished(run_dir, config):
+        return run_dir
+    if run_dir is not None and (run_dir / CHECKPOINT_FILE).is_file():
+        return resume_training(run_dir)
+    return run_training(config, out=runs_root)
+
+
 def run_seeds(
     config_path: str | Path | None,
     seeds: int,
     out: str | Path,
     overrides: list[str] | tuple[str, ...] = (),
+    *,
+    workers: int = 1,
 ) -> pd.DataFrame:
     """Train seeds ``0..seeds-1`` of one config; resume or skip runs already under ``out/runs``.
 
@@ -84,6 +134,10 @@ def run_seeds(
         Experiment folder; each seed's results folder goes under ``out/runs``.
     overrides : list of str
         ``--set``-style overrides applied to every seed.
+    workers : int
+        Runs trained at the same time, each in a fresh (spawned) process; 1 trains them one
+        after another in this process. Every run is seeded on its own, so the results do
+        not depend on ``workers``.
 
     Returns
     -------
@@ -92,19 +146,8 @@ def run_seeds(
     """
     runs_root = Path(out) / "runs"
     configs = [load_config(config_path, overrides, seed=s) for s in range(seeds)]  # validate all first
-    frames = []
-    for config in configs:
-        previous = sorted(runs_root.glob(f"{config.run_name_stem}__*")) if runs_root.is_dir() else []
-        previous = [p for p in previous if (p / "config.json").is_file() and load_config_json(p / "config.json") == config]
-        run_dir = previous[-1] if previous else None
-        if run_dir is not None and _finished(run_dir, config):
-            pass
-        elif run_dir is not None and (run_dir / CHECKPOINT_FILE).is_file():
-            resume_training(run_dir)
-        else:
-            run_dir = run_training(config, out=runs_root)
-        frames.append(pd.read_csv(run_dir / "metrics.csv"))
-    return pd.concat(frames, ignore_index=True)
+    run_dirs = parallel_map(functools.partial(train_or_resume, runs_root=runs_root), configs, workers)
+    return pd.concat([pd.read_csv(run_dir / "metrics.csv") for run_dir in run_dirs], ignore_index=True)
 
 
 def summarise_seeds(metrics: pd.DataFrame, threshold: float = 475.0) -> pd.DataFrame:

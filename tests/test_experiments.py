@@ -45,6 +45,25 @@ def test_baseline_dense_quick_and_resumable(tmp_path):
     assert table["run"].nunique() == 2
 
 
+def test_parallel_workers_give_the_same_results(tmp_path):
+    """Seeds trained in two spawned worker processes match seeds trained one after another."""
+    serial = tmp_path / "serial"
+    proc = run_script("experiments/baseline_dense.py", "--quick", "--seeds", "2", "--out", str(serial))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    parallel = tmp_path / "parallel"
+    proc = run_script(
+        "experiments/baseline_dense.py", "--quick", "--seeds", "2", "--workers", "2", "--out", str(parallel)
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    a = pd.read_csv(serial / "metrics.csv").drop(columns="wall_s")
+    b = pd.read_csv(parallel / "metrics.csv").drop(columns="wall_s")
+    pd.testing.assert_frame_equal(a, b, obj="metrics with --workers 2 vs 1")
+    assert len(list((parallel / "runs").iterdir())) == 2, "each seed should have one run folder"
+    bad = run_script("experiments/baseline_dense.py", "--workers", "0", "--out", str(tmp_path / "w"))
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: --workers:"), bad.stderr
+    assert not (tmp_path / "w").exists(), "bad --workers must not create the output folder"
+
+
 def test_experiment_rejects_bad_seeds(tmp_path):
     proc = run_script("experiments/baseline_dense.py", "--seeds", "0", "--out", str(tmp_path / "x"))
     assert proc.returncode == 2, "--seeds 0 should exit with code 2"
