@@ -101,12 +101,14 @@ def select_device(name: str, build_dir: str | Path | None = None) -> DeviceSelec
     build_dir = Path(build_dir)
     if name == "cuda_standalone":
         try:
-            importlib.import_module("brian2cuda")
+            codeobject = importlib.import_module("brian2cuda.codeobject")
         except ImportError as exc:
             raise DeviceError(
                 "device: cuda_standalone needs the optional extra 'cuda' "
                 "(pip install 'nmbrl-brian[cuda]', which installs brian2cuda)"
             ) from exc
+        force_cuda_cxx17()
+        patch_cuda_clock_template(codeobject.CUDAStandaloneCodeObject.templater)
     brian2.set_device(name, directory=str(build_dir), build_on_run=False)
     return DeviceSelection(name, None, build_dir)
 
@@ -161,6 +163,64 @@ def check_no_network_operations(net) -> None:
         )
 
 
+def force_cuda_cxx17() -> None:
+    """Compile brian2cuda projects as C++17: CUDA 13's Thrust rejects the ``-std=c++11`` brian2cuda writes.
+
+    nvcc takes the last ``-std`` it is given, so ``-std=c++17`` is appended to the nvcc
+    flags; the host compiler's ``-std=`` is replaced. The host flags are
+    ``prefs.codegen.cpp.extra_compile_args_gcc``, shared with cython and cpp_standalone,
+    which compile as C++17 too from then on in this process.
+    """
+    import brian2
+
+    prefs = brian2.prefs
+    nvcc = [f for f in prefs.devices.cuda_standalone.cuda_backend.extra_compile_args_nvcc if "std=" not in f]
+    prefs.devices.cuda_standalone.cuda_backend.extra_compile_args_nvcc = nvcc + ["-std=c++17"]
+    gcc = [f for f in prefs.codegen.cpp.extra_compile_args_gcc if "std=" not in f]
+    prefs.codegen.cpp.extra_compile_args_gcc = gcc + ["-std=c++17"]
+
+
+#: brian2cuda 1.0b1, ``templates/synapses.cu``: a synaptic pathway with a scalar delay reads
+#: ``defaultclock``, which is undefined when the network runs on clocks of its own (ours do).
+CUDA_CLOCK_BUG = "if (defaultclock.timestep[0] >= {{pathway.name}}_delay)"
+#: The same test on the clock of the synapses, as the rest of that template does.
+CUDA_CLOCK_FIX = "if ({{owner.clock.name}}.timestep[0] >= {{pathway.name}}_delay)"
+
+
+def patch_cuda_clock_template(templater) -> bool:
+    """Serve brian2cuda's ``synapses.cu`` with :data:`CUDA_CLOCK_FIX` in place of :data:`CUDA_CLOCK_BUG`.
+
+    The installed file is left alone: ``templater`` (a ``brian2.codegen.templates.Templater``,
+    e.g. ``CUDAStandaloneCodeObject.templater``) gets a loader that serves the fixed
+    template first and falls back to the original loader for everything else.
+
+    Returns
+    -------
+    bool
+        True if the template had the bug and is now served fixed (or already was).
+    """
+    from brian2.codegen.templates import LazyTemplateLoader
+    from jinja2 import ChoiceLoader, FunctionLoader, TemplateNotFound
+
+    env = templater.env
+    if getattr(env, "nmbrl_clock_fix", False):
+        return True
+    name = "synapses" + templater.extension
+    try:
+        source = env.loader.get_source(env, name)[0]
+    except TemplateNotFound:
+        return False
+    if CUDA_CLOCK_BUG not in source:
+        return False
+    fixed = source.replace(CUDA_CLOCK_BUG, CUDA_CLOCK_FIX)
+    env.loader = ChoiceLoader([FunctionLoader(lambda n: fixed if n == name else None), env.loader])
+    if env.cache is not None:
+        env.cache.clear()
+    templater.templates = LazyTemplateLoader(env, templater.extension)
+    env.nmbrl_clock_fix = True
+    return True
+
+
 def configure_cuda_without_gpu(compute_capability: float = 9.0, cuda_runtime_version: float = 13.0) -> None:
     """Set brian2cuda preferences so CUDA code compiles on a machine without a GPU.
 
@@ -176,7 +236,7 @@ def configure_cuda_without_gpu(compute_capability: float = 9.0, cuda_runtime_ver
     prefs.devices.cuda_standalone.cuda_backend.gpu_id = 0
     prefs.devices.cuda_standalone.cuda_backend.compute_capability = compute_capability
     prefs.devices.cuda_standalone.cuda_backend.cuda_runtime_version = cuda_runtime_version
-    flags = [f for f in prefs.devices.cuda_standalone.cuda_backend.extra_compile_args_nvcc if "std=" not in f]
-    prefs.devices.cuda_standalone.cuda_backend.extra_compile_args_nvcc = flags + ["-std=c++17"]
-    gcc = [f for f in prefs.codegen.cpp.extra_compile_args_gcc if f != "-march=native" and "std=" not in f]
-    prefs.codegen.cpp.extra_compile_args_gcc = gcc + ["-std=c++17"]
+    force_cuda_cxx17()
+    prefs.codegen.cpp.extra_compile_args_gcc = [
+        f for f in prefs.codegen.cpp.extra_compile_args_gcc if f != "-march=native"
+    ]

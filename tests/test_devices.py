@@ -44,3 +44,25 @@ def test_network_operation_refused_in_standalone(tmp_path):
         check_no_network_operations(net)
     reset_device()
     check_no_network_operations(net)  # runtime: allowed
+
+
+def test_cuda_clock_template_is_served_fixed():
+    """brian2cuda 1.0b1's synapses.cu reads defaultclock; the patched loader serves the fixed text."""
+    from types import SimpleNamespace
+
+    from jinja2 import DictLoader, Environment
+
+    from nmbrl_brian.devices import CUDA_CLOCK_BUG, CUDA_CLOCK_FIX, patch_cuda_clock_template
+
+    text = "before\n    " + CUDA_CLOCK_BUG + "\n    {\n    }\nafter {{ owner }}\n"
+    env = Environment(loader=DictLoader({"synapses.cu": text, "objects.cu": "untouched"}))
+    templater = SimpleNamespace(env=env, extension=".cu", templates=None)
+    assert patch_cuda_clock_template(templater), "the buggy template should be patched"
+    served = templater.templates.get_template("synapses").template_source
+    assert CUDA_CLOCK_FIX in served and CUDA_CLOCK_BUG not in served, f"served template:\n{served}"
+    assert env.get_template("objects.cu").render() == "untouched", (
+        "other templates must come through unchanged"
+    )
+    assert patch_cuda_clock_template(templater), "patching twice should be harmless"
+    clean = SimpleNamespace(env=Environment(loader=DictLoader({"synapses.cu": "fine"})), extension=".cu")
+    assert not patch_cuda_clock_template(clean), "a template without the bug should be left alone"
