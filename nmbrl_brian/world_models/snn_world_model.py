@@ -341,35 +341,26 @@ class _BrianWorldModel:
         ns["wm_error_steps"] = config.error_steps
 
         adaptive = net_cfg.neuron_model == "ALIF"
+
+        def at_period_start(group, code: str, name: str, when: str = "before_thresholds", order: int = 2):
+            """``code`` once per period, on the first step (after the last step's gradients by default)."""
+            return group.run_regularly(code, clock=self.period_clock, when=when, order=order, name=name)
+
         self.ops = {
-            "input_drive": eprop.inputs.run_regularly(
+            "input_drive": at_period_start(
+                eprop.inputs,
                 _INPUT_DRIVE.format(inputs=self.ta_inputs.name),
-                clock=self.period_clock,
-                when="start",
-                order=0,
-                name=p + "wm_input_drive",
+                p + "wm_input_drive",
+                "start",
+                0,
             ),
-            "input_reset": eprop.inputs.run_regularly(
-                _INPUT_RESET,
-                clock=self.period_clock,
-                when="before_thresholds",
-                order=2,
-                name=p + "wm_input_reset",
-            ),
-            "recurrent_reset": eprop.recurrent.run_regularly(
+            "input_reset": at_period_start(eprop.inputs, _INPUT_RESET, p + "wm_input_reset"),
+            "recurrent_reset": at_period_start(
+                eprop.recurrent,
                 _RECURRENT_RESET.format(adapt="a = 0\n" if adaptive else ""),
-                clock=self.period_clock,
-                when="before_thresholds",
-                order=2,
-                name=p + "wm_recurrent_reset",
+                p + "wm_recurrent_reset",
             ),
-            "readout_reset": eprop.readout.run_regularly(
-                _READOUT_RESET,
-                clock=self.period_clock,
-                when="before_thresholds",
-                order=2,
-                name=p + "wm_readout_reset",
-            ),
+            "readout_reset": at_period_start(eprop.readout, _READOUT_RESET, p + "wm_readout_reset"),
             "readout_error": eprop.readout.run_regularly(
                 _READOUT_ERROR.format(targets=self.ta_targets.name, weights=self.ta_error_weights.name),
                 when="after_synapses",
@@ -378,12 +369,8 @@ class _BrianWorldModel:
             ),
         }
         for syn in eprop.learning_synapses:
-            self.ops[f"{syn.name}_reset"] = syn.run_regularly(
-                _SYNAPSE_RESET.format(adapt="eps_a = 0\n" if adaptive else ""),
-                clock=self.period_clock,
-                when="before_thresholds",
-                order=2,
-                name=f"{syn.name}_wm_reset",
+            self.ops[f"{syn.name}_reset"] = at_period_start(
+                syn, _SYNAPSE_RESET.format(adapt="eps_a = 0\n" if adaptive else ""), f"{syn.name}_wm_reset"
             )
 
         self.decoder = NeuronGroup(
