@@ -209,17 +209,22 @@ def test_standalone_rerun_matches_fresh_build(tmp_path, cartpole_data):
     )
 
 
-@pytest.mark.slow
-def test_world_model_quality_quick(tmp_path):
-    out = tmp_path / "wmq"
-    proc = subprocess.run(
-        [sys.executable, "experiments/world_model_quality.py", "--quick", "--seeds", "1", "--out", str(out)],
+def run_quality(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run experiments/world_model_quality.py with ``args`` from the repository root."""
+    return subprocess.run(
+        [sys.executable, "experiments/world_model_quality.py", *args],
         check=False,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         cwd=ROOT,
     )
+
+
+@pytest.mark.slow
+def test_world_model_quality_quick(tmp_path):
+    out = tmp_path / "wmq"
+    proc = run_quality("--quick", "--seeds", "1", "--out", str(out))
     assert proc.returncode == 0, f"script failed:\n{proc.stderr[-3000:]}"
     last = proc.stdout.strip().splitlines()[-1]
     figures = dict(item.split("=", 1) for item in last.split())
@@ -236,32 +241,11 @@ def test_world_model_quality_quick(tmp_path):
     assert set(metrics["policy"]) == {"random", "good"}, f"policies in metrics.csv: {set(metrics['policy'])}"
     for name in ("trajectories.png", "raster.png"):
         assert (out / name).stat().st_size > 0, f"{name} missing or empty"
-    again = subprocess.run(
-        [sys.executable, "experiments/world_model_quality.py", "--quick", "--seeds", "1", "--out", str(out)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
+    again = run_quality("--quick", "--seeds", "1", "--out", str(out))
     assert again.returncode == 0 and "seed 0: finished earlier" in again.stdout, (
         f"a re-run should reuse the finished seed:\n{again.stdout[-2000:]}{again.stderr[-2000:]}"
     )
     assert again.stdout.strip().splitlines()[-1] == last, "the resumed run printed other headline figures"
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "experiments/world_model_quality.py",
-            "--seeds",
-            "0",
-            "--out",
-            str(tmp_path / "bad"),
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
+    bad = run_quality("--seeds", "0", "--out", str(tmp_path / "bad"), timeout=120)
     assert bad.returncode == 2, f"--seeds 0 should exit with code 2, got {bad.returncode}"
     assert bad.stderr.strip().splitlines()[-1].startswith("error: --seeds:"), f"stderr: {bad.stderr!r}"

@@ -415,6 +415,23 @@ class _BrianWorldModel:
         """``n_periods`` periods plus one step, so the monitor sees the last period's mean."""
         return (n_periods * self.period_steps + 1) * self.dt
 
+    def write_values(
+        self, weights: dict, learning_rates: tuple[float, float], input_values, targets, error_weights
+    ) -> None:
+        """Write weights, step sizes and the TimedArray contents into the Brian2 objects.
+
+        The TimedArrays are filled in place: runtime code reads these very arrays, and a
+        standalone build takes them as the project's initial values.
+        """
+        self.eprop.set_weights(weights)
+        self.eprop.set_learning_rates(hidden=learning_rates[0], readout=learning_rates[1])
+        for ta, values in (
+            (self.ta_inputs, input_values),
+            (self.ta_targets, targets),
+            (self.ta_error_weights, error_weights),
+        ):
+            ta.values[:] = values
+
     def runtime_run(
         self,
         n_periods: int,
@@ -431,17 +448,10 @@ class _BrianWorldModel:
             self.network.store("wm_initial")
             self.built = True
         self.network.restore("wm_initial")
-        self.eprop.set_weights(weights)
-        self.eprop.set_learning_rates(hidden=learning_rates[0], readout=learning_rates[1])
+        self.write_values(weights, learning_rates, input_values, targets, error_weights)
         for op in self.learning_ops:
             op.active = learn
         self.spike_monitor.active = record_spikes
-        for ta, values in (
-            (self.ta_inputs, input_values),
-            (self.ta_targets, targets),
-            (self.ta_error_weights, error_weights),
-        ):
-            ta.values[:] = values  # in place: the generated code reads this very array
         self.network.run(self.run_duration(n_periods), namespace={})
 
     def standalone_build(self, build_dir: Path) -> None:
@@ -464,14 +474,7 @@ class _BrianWorldModel:
         """Write weights, step sizes and data as initial values, then generate, compile and run."""
         from brian2 import get_device
 
-        self.eprop.set_weights(weights)
-        self.eprop.set_learning_rates(hidden=learning_rates[0], readout=learning_rates[1])
-        for ta, values in (
-            (self.ta_inputs, input_values),
-            (self.ta_targets, targets),
-            (self.ta_error_weights, error_weights),
-        ):
-            ta.values[:] = values  # read when the code is generated, by the run() below
+        self.write_values(weights, learning_rates, input_values, targets, error_weights)
         self.network.run(self.run_duration(self.capacity), namespace={})
         get_device().build(directory=str(build_dir), compile=True, run=True, with_output=False)
         self.built = True
