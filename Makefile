@@ -1,7 +1,13 @@
 # Two commands set everything up on a fresh machine:
 #   make run   create .venv, install the package and run the main job on its default config
 #   make test  create .venv, install the package and run the test suite
-PYTHON ?= python3.11
+# Python 3.12 (brian2 2.10.1, current numpy, the cuda extra) when present, else 3.11 (brian2 2.9.0,
+# numpy<2.4). pyenv installs are found even when pyenv's global version is another one.
+PY_CANDIDATES := python3.12 $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) \
+                 python3.11 $(wildcard $(HOME)/.pyenv/versions/3.11*/bin/python3.11)
+PYTHON ?= $(firstword $(foreach p,$(PY_CANDIDATES),$(shell $(p) -c 'print("$(p)")' 2>/dev/null)))
+EXTRAS ?= $(if $(findstring 3.12,$(PYTHON)),dev$(COMMA)cuda,dev)
+COMMA  := ,
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -9,11 +15,12 @@ STAMP  := $(VENV)/.installed
 .PHONY: run test venv lint clean benchmarks
 
 $(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "make: no python3.12 or python3.11 found" >&2; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(STAMP): $(BIN)/python setup.cfg pyproject.toml
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 venv: $(STAMP)
