@@ -1,4 +1,4 @@
-"""CartPole-v1 physics as Brian2 equations, so a closed loop can compile standalone.
+"""CartPole-v1 physics as Brian2 equations: an environment part that compiles standalone.
 
 The cart-pole of Barto, Sutton & Anderson (1983), "Neuronlike adaptive elements that
 can solve difficult learning control problems", IEEE SMC 13:834, integrated exactly
@@ -13,63 +13,90 @@ as gymnasium's ``CartPoleEnv`` does (explicit Euler, ``tau`` = 20 ms per step):
     \\ddot x &= T - m_p l\\,\\ddot\\theta\\cos\\theta / (m_c + m_p)
 
 then ``x += tau*x_dot; x_dot += tau*x_acc; theta += tau*theta_dot; theta_dot += tau*theta_acc``.
-An episode terminates when ``|x| > x_threshold`` or ``|theta| > theta_threshold`` and
-is truncated after ``max_episode_steps``; a finished episode restarts from a state
-drawn uniformly from ``[-0.05, 0.05]`` per variable (Brian2's ``rand()``).
+A step is *terminated* when ``|x| > x_threshold`` or ``|theta| > theta_threshold`` and
+*truncated* when the episode reaches ``max_episode_steps`` (as gymnasium's ``TimeLimit``,
+truncation is reported even on a terminating step; the agent does not bootstrap then).
 
-One neuron of the group is one environment, so ``NeuronGroup(B, ...)`` is a batch of
-B independent cart-poles. The physical constants are read from gymnasium's
-``CartPoleEnv`` (:meth:`CartPoleParams.from_gymnasium`), never typed in twice.
+The group follows the port protocol of :mod:`nmbrl_brian.equations.environment`: once
+per environment period it executes the agent's command (step with ``action``, reset,
+or hold). A reset takes the next row of a table of initial states (a TimedArray filled
+by the environment part, e.g. with the states gymnasium's ``reset(seed=...)`` gives, so
+that seeded episodes are the same as gymnasium's). The observation port shows the state
+rounded to single precision, exactly as gymnasium hands it to an agent.
+
+One neuron of the group is one environment, so ``B`` copies are ``B`` independent
+cart-poles. The physical constants are read from gymnasium's ``CartPoleEnv``
+(:meth:`CartPoleParams.from_gymnasium`), never typed in twice. Per step the physics
+matches gymnasium to rounding (about 4e-16 from the same state); over long episodes
+the trajectories part ways as any chaotic system's do under 1-ulp differences.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from brian2 import NeuronGroup, Quantity, kilogram, meter, ms, second
+from brian2 import Quantity, kilogram, meter, ms, second
 from brian2.units.allunits import newton
 
-#: State and bookkeeping variables of one cart-pole (one neuron of the group).
+#: Observation dimensions, in gymnasium's order.
+STATE_VARIABLES = ("x", "x_dot", "theta", "theta_dot")
+
+#: The cart-pole's state (one neuron of the ``env`` group per copy), beside the ports.
 CARTPOLE_EQUATIONS = """
 x : meter                      # cart position
 x_dot : meter/second           # cart velocity
 theta : 1                      # pole angle (radian)
 theta_dot : 1/second           # pole angular velocity (radian/s)
-action : integer               # 0 pushes left, 1 pushes right; written by the agent
-reward : 1                     # reward of the last step
-terminated : integer           # 1 if the last step ended the episode in a terminal state
-truncated : integer            # 1 if the last step hit the time limit
-episode_steps : integer        # steps taken in the current episode
-episodes_done : integer        # episodes finished so far
 """
 
-#: One environment step, run by ``run_regularly`` every ``tau_env``. Names on the
-#: left that are not variables (force, temp, ...) are temporaries.
-CARTPOLE_STEP = """
+#: The physics of one step (temporaries only: the state is written by :func:`cartpole_step`).
+CARTPOLE_DYNAMICS = """
 force = (2*action - 1) * force_mag
 temp = (force + polemass_length * theta_dot**2 * sin(theta)) / total_mass
 theta_acc = (gravity * sin(theta) - cos(theta) * temp) / (pole_half_length * (4.0/3.0 - mass_pole * cos(theta)**2 / total_mass))
 x_acc = temp - polemass_length * theta_acc * cos(theta) / total_mass
-x = x + tau_env * x_dot
-x_dot = x_dot + tau_env * x_acc
-theta = theta + tau_env * theta_dot
-theta_dot = theta_dot + tau_env * theta_acc
-episode_steps += 1
-terminated = int(abs(x) > x_threshold or abs(theta) > theta_threshold)
-truncated = int(terminated == 0 and episode_steps >= max_episode_steps)
-reward = 1.0
+x_next = x + tau_env * x_dot
+x_dot_next = x_dot + tau_env * x_acc
+theta_next = theta + tau_env * theta_dot
+theta_dot_next = theta_dot + tau_env * theta_acc
 """
 
-#: Restart finished episodes (run right after :data:`CARTPOLE_STEP` when auto-reset is on).
-CARTPOLE_AUTO_RESET = """
-done = int(terminated == 1 or truncated == 1)
-episodes_done += done
-x = x*(1 - done) + done*(rand()*0.1 - 0.05)*meter
-x_dot = x_dot*(1 - done) + done*(rand()*0.1 - 0.05)*meter/second
-theta = theta*(1 - done) + done*(rand()*0.1 - 0.05)
-theta_dot = theta_dot*(1 - done) + done*(rand()*0.1 - 0.05)/second
-episode_steps = episode_steps*(1 - done)
+#: Execute the command: step (physics), reset (row ``reset_row`` of ``{table}``) or hold.
+_CARTPOLE_COMMAND = """
+stepping = int(command == 1)
+resetting = int(command == 2)
+holding = 1 - stepping - resetting
+x = holding*x + stepping*x_next + resetting*{table}(reset_row*period_dt, 4*copy + 0)*meter
+x_dot = holding*x_dot + stepping*x_dot_next + resetting*{table}(reset_row*period_dt, 4*copy + 1)*meter/second
+theta = holding*theta + stepping*theta_next + resetting*{table}(reset_row*period_dt, 4*copy + 2)
+theta_dot = holding*theta_dot + stepping*theta_dot_next + resetting*{table}(reset_row*period_dt, 4*copy + 3)/second
+failed = int(abs(x) > x_threshold or abs(theta) > theta_threshold)
+terminated = holding*terminated + stepping*failed
+truncated = holding*truncated + stepping*int(episode_steps + 1 >= max_episode_steps)
+reward = holding*reward + stepping*1.0
+needs_reset = holding*needs_reset + stepping*int(terminated == 1 or truncated == 1)
+stepped = stepping
 """
+
+
+def cartpole_step(table: str) -> str:
+    """Abstract code of one period: the physics and the command (resets read TimedArray ``table``)."""
+    return CARTPOLE_DYNAMICS + _CARTPOLE_COMMAND.format(table=table)
+
+
+#: Added to the ``obs`` port group: the cart-pole state it shows.
+OBS_LINKS = """
+x_env : meter (linked)
+x_dot_env : meter/second (linked)
+theta_env : 1 (linked)
+theta_dot_env : 1/second (linked)
+"""
+
+#: The observation, rounded to single precision like gymnasium's.
+CARTPOLE_OBSERVE = (
+    "obs = float32_round(int(dim == 0)*x_env/meter + int(dim == 1)*x_dot_env/(meter/second)"
+    " + int(dim == 2)*theta_env + int(dim == 3)*theta_dot_env*second)"
+)
 
 
 def _quantity(value: Quantity):
@@ -136,41 +163,3 @@ class CartPoleParams:
             "theta_threshold": self.theta_threshold,
             "max_episode_steps": self.max_episode_steps,
         }
-
-
-def build_cartpole_group(
-    n_envs: int = 1,
-    params: CartPoleParams | None = None,
-    *,
-    auto_reset: bool = True,
-    name: str = "cartpole",
-) -> NeuronGroup:
-    """A group of ``n_envs`` cart-poles stepped by ``run_regularly`` every ``params.tau_env``.
-
-    Parameters
-    ----------
-    n_envs : int
-        Number of independent environments (one per neuron).
-    params : CartPoleParams, optional
-        Physical constants; read from gymnasium if None.
-    auto_reset : bool
-        Restart finished episodes from a random state inside the same step.
-    name : str
-        Name of the group; the step operation is ``<name>_step``.
-
-    Returns
-    -------
-    brian2.NeuronGroup
-        Variables ``x, x_dot, theta, theta_dot, action, reward, terminated,
-        truncated, episode_steps, episodes_done``; initial state drawn like
-        gymnasium's reset. Its step operation is in ``group.contained_objects``.
-    """
-    params = params or CartPoleParams.from_gymnasium()
-    group = NeuronGroup(n_envs, CARTPOLE_EQUATIONS, namespace=params.namespace(), name=name)
-    group.x = "(rand()*0.1 - 0.05)*meter"
-    group.x_dot = "(rand()*0.1 - 0.05)*meter/second"
-    group.theta = "rand()*0.1 - 0.05"
-    group.theta_dot = "(rand()*0.1 - 0.05)/second"
-    code = CARTPOLE_STEP + (CARTPOLE_AUTO_RESET if auto_reset else "")
-    group.run_regularly(code, dt=params.tau_env, when="start", name=f"{name}_step")
-    return group

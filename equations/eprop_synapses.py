@@ -40,8 +40,9 @@ one update applies the contributions of the ``K`` steps before it.
 
 Activity-sparse mode. A trace update is skipped (the trace set to exactly 0, nothing
 accumulated) when it would add nothing above ``eps_skip``: the postsynaptic
-pseudo-derivative is 0 or the presynaptic :math:`\\bar z` is below ``eps_skip``, and
-the trace itself (and :math:`\\epsilon^a`) is below ``eps_skip``. A skipped synapse
+pseudo-derivative is 0 or the magnitude of the presynaptic :math:`\\bar z` is below
+``eps_skip`` (inputs may send signed currents, so :math:`\\bar z` can be negative), and
+the magnitude of the trace itself (and of :math:`\\epsilon^a`) is below ``eps_skip``. A skipped synapse
 holds zeros, so staying asleep is exact; the only difference from dense updates is
 the dropped tail below ``eps_skip``. Each synapse counts its own performed updates
 (an integer state variable, so no two threads write the same counter).
@@ -90,9 +91,9 @@ grad += {gate}L_post*ebar
 ebar = {gate}(kappa*ebar + psi_post*(zbar_pre - beta*eps_a))
 eps_a = {gate}(psi_post*zbar_pre + (rho - psi_post*beta)*eps_a)
 """
-_ACTIVE_LIF = "active = int(abs(ebar) > eps_skip or (psi_post > 0 and zbar_pre > eps_skip))\n"
+_ACTIVE_LIF = "active = int(abs(ebar) > eps_skip or (psi_post > 0 and abs(zbar_pre) > eps_skip))\n"
 _ACTIVE_ALIF = (
-    "active = int(abs(ebar) > eps_skip or abs(eps_a) > eps_skip or (psi_post > 0 and zbar_pre > eps_skip))\n"
+    "active = int(abs(ebar) > eps_skip or abs(eps_a) > eps_skip or (psi_post > 0 and abs(zbar_pre) > eps_skip))\n"
 )
 _COUNT = "n_trace_updates += active\n"
 

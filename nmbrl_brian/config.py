@@ -35,6 +35,11 @@ from nmbrl_brian.encoding import EncodingConfig
 from nmbrl_brian.errors import ConfigError
 from nmbrl_brian.snn.config import SpikingNetworkConfig
 
+#: Values of ``environment``.
+ENVIRONMENTS = ("auto", "gymnasium", "equations")
+#: Environments written as Brian2 equations (``environment = "equations"``).
+EQUATION_ENVIRONMENTS = ("CartPole-v0", "CartPole-v1")
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -54,6 +59,13 @@ class RunConfig:
     """Save a resumable checkpoint every this many environment steps (0: only at the end)."""
     device: str = "runtime"
     """Brian2 target: ``runtime`` (cython, numpy fallback), ``cpp_standalone`` or ``cuda_standalone``."""
+    environment: str = "auto"
+    """How a spiking agent's closed loop runs the environment: ``gymnasium`` (one network operation,
+    runtime only), ``equations`` (the environment as Brian2 equations: CartPole) or ``auto``
+    (equations on standalone devices, gymnasium in runtime mode)."""
+    periods_per_run: int = 2000
+    """Environment steps (periods) per Brian2 run of a spiking closed loop: a standalone binary
+    simulates exactly this many per execution, runtime runs at most this many."""
     agent: AgentConfig = field(default_factory=AgentConfig)
     """The actor-critic learning rule and which agent to build."""
     encoding: EncodingConfig = field(default_factory=EncodingConfig)
@@ -80,13 +92,31 @@ class RunConfig:
             raise ConfigError(
                 "device", "'runtime' for agent.kind='dense_actor_critic' (it runs in NumPy)", self.device
             )
-        if self.agent.kind == "spiking_actor_critic" and self.device != "runtime":
+        if self.environment not in ENVIRONMENTS:
+            raise ConfigError("environment", "one of " + ", ".join(map(repr, ENVIRONMENTS)), self.environment)
+        if self.periods_per_run < 10:
+            raise ConfigError("periods_per_run", "an integer >= 10", self.periods_per_run)
+        if self.device != "runtime" and self.environment == "gymnasium":
             raise ConfigError(
-                "device",
-                "'runtime' for agent.kind='spiking_actor_critic' (its gymnasium coupling is a network "
+                "environment",
+                f"'equations' or 'auto' on device {self.device} (the gymnasium coupling is a network "
                 "operation, which standalone devices drop)",
-                self.device,
+                self.environment,
             )
+        if self.closed_loop_environment == "equations" and self.env_id not in EQUATION_ENVIRONMENTS:
+            raise ConfigError(
+                "environment" if self.environment == "equations" else "device",
+                f"an environment written as Brian2 equations ({', '.join(EQUATION_ENVIRONMENTS)}) for "
+                + ("environment='equations'" if self.environment == "equations" else f"device {self.device}"),
+                self.env_id if self.environment != "equations" else self.environment,
+            )
+
+    @property
+    def closed_loop_environment(self) -> str:
+        """``"gymnasium"`` or ``"equations"``: the environment part a spiking agent runs with."""
+        if self.environment != "auto":
+            return self.environment
+        return "gymnasium" if self.device == "runtime" else "equations"
 
     @property
     def run_name_stem(self) -> str:

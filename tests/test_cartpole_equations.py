@@ -1,4 +1,4 @@
-"""CartPole as Brian2 equations against gymnasium's CartPoleEnv (the reference)."""
+"""CartPole as Brian2 equations (the environment part) against gymnasium's CartPoleEnv."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import brian2
 import gymnasium as gym
 import numpy as np
 import pytest
-from brian2 import Network, meter, ms, second
+from brian2 import Network, NeuronGroup, meter, ms, second
+from nmbrl_brian.equations.cartpole import CartPoleParams
+from nmbrl_brian.equations.environment import RESET, STEP
 
-from nmbrl_brian.equations.cartpole import CartPoleParams, build_cartpole_group
+from nmbrl_brian.parts import CartPolePart
 
 
 def test_params_come_from_gymnasium():
@@ -20,35 +22,67 @@ def test_params_come_from_gymnasium():
     assert p.max_episode_steps == 500
 
 
+def driven_cartpole(n_copies: int, seeds, name: str):
+    """A cart-pole part driven by a stand-in head whose ``command`` and ``action`` the test writes."""
+    part = CartPolePart(period=10 * ms, n_copies=n_copies, seeds=seeds, resets_per_run=50, prefix=name)
+    head = NeuronGroup(n_copies, "command : integer\naction : integer", clock=part.clock, name=f"{name}_head")
+    part.connect_agent(head)
+    net = Network(*part.objects, head)
+    return part, head, net
+
+
+def load_tables(part: CartPolePart) -> None:
+    for table, values in part.tables(lambda g, v: np.asarray(getattr(g, v)[:]), 1).items():
+        table.values[:] = values
+
+
 @pytest.mark.parametrize("target", ["numpy", "cython"])
 def test_matches_gymnasium_step_by_step(target):
+    """From the same seeded reset, every step's state equals gymnasium's to rounding and the
+    observation port shows gymnasium's float32 observation exactly."""
     brian2.prefs.codegen.target = target
     env = gym.make("CartPole-v1")
-    env.reset(seed=11)
-    group = build_cartpole_group(1, auto_reset=False, name="cp_test")
-    x, x_dot, theta, theta_dot = env.unwrapped.state
-    group.x, group.x_dot, group.theta, group.theta_dot = x * meter, x_dot * meter / second, theta, theta_dot / second
-    net = Network(group)
+    obs, _ = env.reset(seed=11)
+    part, head, net = driven_cartpole(1, [11], f"cp_{target}")
+    load_tables(part)
+    head.command = RESET
+    net.run(10 * ms)
+    np.testing.assert_array_equal(part.obs_port.obs[:], obs.astype(float), err_msg="reset observation")
     rng = np.random.default_rng(0)
     worst = 0.0
     for step in range(60):
         action = int(rng.integers(2))
-        group.action = action
-        net.run(20 * ms)
-        _, _, terminated, truncated, _ = env.step(action)
+        head.command, head.action = STEP, action
+        net.run(10 * ms)
+        obs, reward, terminated, _, _ = env.step(action)
         ref = np.asarray(env.unwrapped.state, dtype=float)
-        got = np.array([group.x[0] / meter, group.x_dot[0] / (meter / second), group.theta[0], group.theta_dot[0] * second])
+        e = part.env
+        got = np.array([e.x[0] / meter, e.x_dot[0] / (meter / second), e.theta[0], e.theta_dot[0] * second])
         worst = max(worst, float(np.max(np.abs(got - ref))))
-        assert int(group.terminated[0]) == int(terminated), f"termination differs at step {step}"
+        np.testing.assert_array_equal(
+            part.obs_port.obs[:], obs.astype(float), err_msg=f"observation at step {step}"
+        )
+        assert int(e.terminated[0]) == int(terminated), f"termination differs at step {step}"
+        assert float(e.reward[0]) == reward and int(e.stepped[0]) == 1
         if terminated:
+            assert int(e.needs_reset[0]) == 1, "a terminal step must ask for a reset"
             break
     assert worst < 1e-12, f"Brian2 CartPole deviates from gymnasium by {worst:g}"
 
 
-def test_batched_auto_reset_keeps_states_in_bounds():
+def test_hold_changes_nothing_and_copies_are_independent():
     brian2.prefs.codegen.target = "numpy"
-    group = build_cartpole_group(8, name="cp_batch")
-    net = Network(group)
-    net.run(200 * 20 * ms)  # always action 0: episodes end fast and must restart
-    assert np.all(group.episodes_done[:] > 5), "constant pushing should finish several episodes per env"
-    assert np.all(np.abs(group.x[:] / meter) <= 2.4 + 0.5), "states should stay near the track after resets"
+    part, head, net = driven_cartpole(3, [0, 1, 2], "cp_batch")
+    load_tables(part)
+    head.command = RESET
+    net.run(10 * ms)
+    starts = np.array([part.initial_state(s) for s in (0, 1, 2)])
+    np.testing.assert_allclose(part.env.x[:] / meter, starts[:, 0], rtol=0, atol=0)
+    head.command = [STEP, 0, STEP]  # copy 1 holds
+    head.action = [1, 1, 0]
+    before = part.env.x_dot[:].copy()
+    net.run(10 * ms)
+    assert part.env.x_dot[1] == before[1], "a held copy must not move"
+    assert part.env.x_dot[0] > before[0] and part.env.x_dot[2] < before[2], "pushes go right (1) and left (0)"
+    assert list(part.env.stepped[:]) == [1, 0, 1]
+    assert list(part.env.steps_done[:]) == [1, 0, 1]

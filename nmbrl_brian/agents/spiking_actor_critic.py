@@ -1,49 +1,52 @@
-"""The spiking actor-critic: an e-prop network that learns a policy online from rewards.
+"""The spiking actor-critic: a thin facade over a :class:`~nmbrl_brian.loop.ClosedLoop`.
 
-Architecture (one Brian2 ``Network``, built by :func:`nmbrl_brian.snn.build_eprop_network`)::
+The agent is the :class:`~nmbrl_brian.parts.agent.ActorCriticPart` (population code,
+e-prop layer, actor-critic head, all Brian2 code); the environment is a part behind
+the same ports:
 
-    observation --population code--> input neurons --W_in--> recurrent LIF/ALIF layer
-        --W_out--> leaky readouts: n_actions policy logits + 1 value
+``environment="gymnasium"`` (runtime only)
+    the :class:`~nmbrl_brian.parts.gymnasium.GymnasiumPart` steps the ``EnvLoop``
+    handed to :meth:`SpikingActorCritic.interact` from one network operation;
+``environment="equations"`` (CartPole, any device)
+    the :class:`~nmbrl_brian.parts.cartpole.CartPolePart`, whose episode ``k`` starts
+    from gymnasium's ``reset(seed=loop.seed + k)``; the loop's counters and
+    episode-end callbacks are fed from the network's monitors.
 
-The environment runs inside the network through the single network operation of
-:mod:`nmbrl_brian.envs.brian_bridge`, one environment step per ``T_env`` of network
-time. Learning is reward-based e-prop (:mod:`nmbrl_brian.equations.actor_critic`):
-eligibility traces and TD(lambda) traces are synaptic state variables, the bridge
-broadcasts the TD error and the learning signals, and weights change in
-``run_regularly`` operations. Readout weights take steps ``delta * z`` (their step
-sizes ``agent.actor_lr``/``agent.critic_lr`` are in the learning signals); input and
-recurrent weights take ``network.learning_rate * delta * z`` when
-``network.hidden_learning`` is on.
+Training advances in runs of environment periods: in runtime mode exactly as many
+steps as asked (a period takes at most one step, so the loop never overshoots), under
+a standalone device in whole runs of ``periods_per_run`` periods (so a chunk may take
+a few more steps than asked). Evaluation (``learn=False``) stores the loop's state
+and restores it afterwards, so it never changes what training sees.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import tempfile
-from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
-import brian2
 import numpy as np
-from brian2 import Clock, Network, ms
 
 from nmbrl_brian.agents.base import BaseAgent
 from nmbrl_brian.agents.config import AgentConfig
-from nmbrl_brian.devices import check_no_network_operations
-from nmbrl_brian.encoding import EncodingConfig, PopulationEncoder
+from nmbrl_brian.config import EQUATION_ENVIRONMENTS
+from nmbrl_brian.encoding import EncodingConfig
 from nmbrl_brian.energy import OperationCounts
-from nmbrl_brian.envs.brian_bridge import BridgeState, EnvironmentBridge
-from nmbrl_brian.equations import actor_critic as ac_eqs
 from nmbrl_brian.errors import ConfigError
+from nmbrl_brian.loop import ClosedLoop, RunRecord
+from nmbrl_brian.parts import ActorCriticPart, CartPolePart, GymnasiumPart
 from nmbrl_brian.snn.config import SpikingNetworkConfig
-from nmbrl_brian.snn.eprop_network import build_eprop_network
 from nmbrl_brian.training.env_loop import EnvLoop
+from nmbrl_brian.world_models.dataset import COLUMNS as TRANSITION_COLUMNS
+from nmbrl_brian.world_models.dataset import TransitionDataset
+
+#: Environment parts the facade can build.
+ENVIRONMENT_PARTS = ("gymnasium", "equations")
+#: Periods per runtime run during an evaluation (runtime runs need not fill a table).
+EVALUATION_RUN_PERIODS = 250
 
 
 class SpikingActorCritic(BaseAgent):
-    """A spiking actor-critic trained online with reward-based e-prop.
+    """A spiking actor-critic trained online with reward-based e-prop, inside a closed loop.
 
     Parameters
     ----------
@@ -52,14 +55,19 @@ class SpikingActorCritic(BaseAgent):
     agent : AgentConfig
         Discount, trace decay and step sizes.
     encoding : EncodingConfig
-        Population coding of observations into input neurons (``kind`` must be
-        ``"population"``).
+        Population coding of observations (``kind="population"``).
     network : SpikingNetworkConfig
         Sizes, time constants, connectivity, input mode and hidden learning.
     seed : int
-        Seeds connectivity, initial weights, Brian2's ``rand()`` and action sampling.
-    device : str
-        Must be ``"runtime"``: the gymnasium coupling is a network operation.
+        Seeds connectivity, initial weights and the action-sampling stream.
+    environment : str
+        ``"gymnasium"`` or ``"equations"`` (see the module docstring).
+    env_id : str
+        The environment (for ``"equations"``: its Brian2 version).
+    periods_per_run : int
+        Environment periods per standalone run (and at most per runtime run).
+    build_dir : str or Path, optional
+        Standalone project folder.
     """
 
     name = "spiking_actor_critic"
@@ -73,108 +81,48 @@ class SpikingActorCritic(BaseAgent):
         encoding: EncodingConfig,
         network: SpikingNetworkConfig,
         seed: int,
-        device: str = "runtime",
+        environment: str = "gymnasium",
+        env_id: str = "CartPole-v1",
+        periods_per_run: int = 2000,
+        build_dir=None,
     ):
         if encoding.kind != "population":
             raise ConfigError("encoding.kind", "'population' for the spiking agent", encoding.kind)
+        if environment not in ENVIRONMENT_PARTS:
+            raise ConfigError("environment", "one of " + ", ".join(map(repr, ENVIRONMENT_PARTS)), environment)
+        if environment == "equations" and env_id not in EQUATION_ENVIRONMENTS:
+            raise ConfigError(
+                "environment",
+                "'gymnasium' for " + env_id + " (only CartPole is written as Brian2 equations)",
+                environment,
+            )
         self.agent_config, self.encoding_config, self.network_config = agent, encoding, network
-        self.device = device
-        self.encoder = PopulationEncoder(encoding, observation_space.shape[0])
+        self.environment = environment
         self.n_actions = int(action_space.n)
-        self.rng = np.random.default_rng(seed)
-        self.period = network.steps_per_env_step * network.dt_ms * ms
-        brian2.seed(seed)
-        self.eprop = build_eprop_network(
-            self.encoder.size, self.n_actions + 1, network, error_mode="external", seed=seed, name_prefix="agent"
+        obs_dim = int(observation_space.shape[0])
+        self.part = ActorCriticPart(
+            obs_dim,
+            self.n_actions,
+            agent=agent,
+            encoding=encoding,
+            network=network,
+            seeds=[seed],
+            periods_per_run=periods_per_run,
         )
-        # Explicitly named clocks keep stored states restorable into another instance.
-        self.period_clock = Clock(self.period, name="agent_period_clock")
-        self._add_td_learning()
-        self.bridge = EnvironmentBridge(
-            self,
-            self.period_clock,
-            gamma=agent.gamma,
-            actor_lr=agent.actor_lr,
-            critic_lr=agent.critic_lr,
-            rng=self.rng,
-            name="agent_bridge",
-        )
-        self.net = Network(*self.eprop.objects, self.bridge.operation, name="spiking_actor_critic")
-        self._clear_traces_next_period = False
-
-    def _add_td_learning(self) -> None:
-        """Replace the supervised per-interval updates by TD(lambda) updates once per env step."""
-        e = self.eprop
-        e.namespace["gamma_lambda"] = self.agent_config.gamma * self.agent_config.trace_decay
-        for key, op in e.operations.items():
-            if key.endswith("weight_update") or key == "readout_bias_update":
-                op.group.contained_objects.remove(op)  # not part of the network at all
-        self.td_synapses = [*e.learning_synapses, e.syn_out]
-        self.td_operations = [
-            syn.run_regularly(ac_eqs.TD_WEIGHT_UPDATE, clock=self.period_clock, when="start", order=-5,
-                              name=f"{syn.name}_td_update")
-            for syn in self.td_synapses
-        ]
-        self.td_operations.append(
-            e.readout.run_regularly(ac_eqs.TD_BIAS_UPDATE, clock=self.period_clock, when="start", order=-5,
-                                    name="agent_readout_td_update")
-        )
-        self.td_operations.append(
-            e.readout.run_regularly(ac_eqs.CLEAR_LEARNING_SIGNAL, when="end", name="agent_clear_signal")
-        )
-
-    # ----------------------------------------------------------------------------------
-    # The BridgedNetwork protocol (called by the bridge once per period)
-    def read_outputs(self) -> np.ndarray:
-        return self.eprop.readout_values()
-
-    def begin_period(self) -> None:
-        self._set_step(0.0)
-        if self._clear_traces_next_period:
-            for syn in self.td_synapses:
-                syn.grad[:] = 0.0
-            self.eprop.readout.grad_b[:] = 0.0
-            self._clear_traces_next_period = False
-
-    def present(self, obs: np.ndarray) -> None:
-        self.eprop.set_inputs(self.encoder(obs))
-
-    def apply_td_error(self, delta: float) -> None:
-        self._set_step(delta)
-
-    def _set_step(self, delta: float) -> None:
-        hidden = -delta * self.network_config.learning_rate
-        for syn in self.eprop.learning_synapses:
-            syn.lr = hidden
-        self.eprop.syn_out.lr = -delta
-        self.eprop.readout.lr_b = -delta
-
-    def set_learning_signals(self, signals: np.ndarray) -> None:
-        self.eprop.set_errors(signals)
-
-    def trace_norm(self) -> float:
-        """Squared norm of all readout eligibilities: the filtered spikes and the bias trace."""
-        zbar = self.eprop.recurrent.zbar_out[:]
-        bias_trace = float(self.eprop.readout.bbar[0])
-        return float(zbar @ zbar) + bias_trace * bias_trace
-
-    def clear_episode_state(self) -> None:
-        """Reset neurons and eligibility traces now; the TD(lambda) traces after this period's update."""
-        e = self.eprop
-        rec_vars = ["v", "I_syn", "ref_left", "psi", "zbar", "zbar_out"] + (
-            ["a"] if self.network_config.neuron_model == "ALIF" else []
-        )
-        for var in rec_vars:
-            getattr(e.recurrent, var)[:] = 0.0
-        for var in ("s", "zbar"):
-            getattr(e.inputs, var)[:] = 0.0
-        for var in ("y", "I_syn", "bbar", "err"):
-            getattr(e.readout, var)[:] = 0.0
-        for syn in e.learning_synapses:
-            syn.ebar[:] = 0.0
-            if self.network_config.neuron_model == "ALIF":
-                syn.eps_a[:] = 0.0
-        self._clear_traces_next_period = True
+        period = self.part.period
+        if environment == "gymnasium":
+            self.env_part = GymnasiumPart(obs_dim, self.n_actions, period=period)
+        else:
+            self.env_part = CartPolePart(
+                period=period, seeds=[0], resets_per_run=periods_per_run // 2 + 2, env_id=env_id
+            )
+        self.loop = ClosedLoop(self.part, self.env_part, name="spiking_actor_critic", build_dir=build_dir)
+        self._training_loop: EnvLoop | None = None
+        self.real_transitions = TransitionDataset(obs_dim, meta={"env_id": env_id, "source": "training"})
+        self._episode_position = [0, 0]  # episode id and time step of the next real transition
+        self._counts = OperationCounts()
+        self._trace_counts = {"performed": 0, "skipped": 0, "total": 0}
+        self._last_cumulative: tuple[OperationCounts, dict] | None = None
 
     # ----------------------------------------------------------------------------------
     # Acting and learning
@@ -187,65 +135,119 @@ class SpikingActorCritic(BaseAgent):
         explore: bool = True,
         learn: bool = True,
     ) -> None:
-        """Run the network with the environment inside it (see :mod:`nmbrl_brian.envs.brian_bridge`).
+        """Run the closed loop on ``loop``'s environment (see the module docstring).
 
-        With ``learn=False`` (evaluation) the network and bridge state are stored
-        before and restored after, so evaluating never changes what training sees.
+        Training (``learn=True``) continues the one training episode stream of the
+        agent; ``max_steps`` is required then. Evaluation (``learn=False``) plays
+        ``max_episodes`` fresh episodes from ``loop``'s seed and leaves every training
+        state untouched.
         """
-        check_no_network_operations(self.net)
-        if max_steps is None and max_episodes is None:
-            raise ValueError("interact: give max_steps or max_episodes")
-        evaluating = not learn
-        if evaluating:
-            self.net.store("before_evaluation")
-            saved_bridge, saved_clear = self.bridge.state, self._clear_traces_next_period
-            self.bridge.state = BridgeState()
-            self.clear_episode_state()
-        self.bridge.attach(
-            loop, explore=explore, learn=learn, max_episodes=max_episodes, on_budget_spent=self.net.stop
-        )
+        if learn:
+            if max_steps is None:
+                raise ValueError("interact: give max_steps when learning")
+            self._train(loop, int(max_steps), explore=explore)
+        else:
+            if max_episodes is None:
+                raise ValueError("interact: give max_episodes when not learning (evaluation)")
+            self._evaluate(loop, int(max_episodes), explore=explore)
+
+    def _attach(self, loop: EnvLoop) -> None:
+        if isinstance(self.env_part, GymnasiumPart):
+            self.env_part.bind([loop])
+        else:
+            self.env_part.set_seeds([loop.seed])
+
+    def _train(self, loop: EnvLoop, max_steps: int, *, explore: bool) -> None:
+        values = self.part.mode(learning=True, explore=explore)
+        self._training_loop = loop
+        self._attach(loop)
+        target = loop.env_steps + max_steps
+        while loop.env_steps < target:
+            remaining = target - loop.env_steps
+            periods = remaining if not self.loop.standalone else self.loop.periods_per_run
+            record = self.loop.run(periods, values)
+            values = {}
+            self._account(loop, record)
+            self._keep(record)
+            self._add_counts()
+
+    def _evaluate(self, loop: EnvLoop, episodes: int, *, explore: bool) -> None:
+        self.loop.store("before_evaluation")
+        self._attach(loop)
+        values = {
+            **self.part.mode(learning=False, explore=explore, episode_budget=episodes),
+            **self.part.fresh_episode(),
+            **self.env_part.restart(),
+        }
+        done = 0
         try:
-            if max_steps is not None:
-                target = self.bridge.state.steps + max_steps
-                while self.bridge.state.steps < target and not self._episodes_done():
-                    self._run_periods(target - self.bridge.state.steps)
-            else:
-                limit = getattr(loop.model, "max_episode_steps", None) or 1000
-                while not self._episodes_done():
-                    self._run_periods(max_episodes * (limit + 2))
+            while done < episodes:
+                periods = self.loop.periods_per_run if self.loop.standalone else EVALUATION_RUN_PERIODS
+                record = self.loop.run(periods, values)
+                values = {}
+                self._account(loop, record)
+                done += len(record.episode_return)
         finally:
-            if evaluating:
-                self.net.restore("before_evaluation")
-                self.bridge.state, self._clear_traces_next_period = saved_bridge, saved_clear
+            self.loop.restore("before_evaluation")
+            if self._training_loop is not None:
+                self._attach(self._training_loop)
 
-    def _episodes_done(self) -> bool:
-        b = self.bridge
-        return b.max_episodes is not None and b.state.episodes >= b.max_episodes
+    def _account(self, loop: EnvLoop, record: RunRecord) -> None:
+        """Feed the loop's counters from the monitors (the gymnasium part stepped the loop itself)."""
+        if isinstance(self.env_part, GymnasiumPart):
+            return
+        for reward, terminated, truncated in zip(record.reward, record.terminated, record.truncated):
+            loop.record(float(reward), bool(terminated), bool(truncated))
 
-    def _run_periods(self, n: int) -> None:
-        self.net.run(n * self.period, namespace={})
+    def _keep(self, record: RunRecord) -> None:
+        """Append a training run's real transitions to :attr:`real_transitions` (the stream a world model learns from)."""
+        n = record.steps
+        if n == 0:
+            return
+        ends = record.terminated | record.truncated
+        episode, timestep = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+        current, t = self._episode_position
+        for k in range(n):
+            episode[k], timestep[k] = current, t
+            current, t = (current + 1, 0) if ends[k] else (current, t + 1)
+        self._episode_position = [current, t]
+        self.real_transitions.extend(
+            obs=record.obs,
+            action=record.action,
+            reward=record.reward,
+            next_obs=record.next_obs,
+            terminated=record.terminated,
+            truncated=record.truncated,
+            episode=episode,
+            timestep=timestep,
+        )
 
     def act(self, obs: np.ndarray, *, explore: bool = True) -> int:
-        """Choose an action for one observation outside the closed loop (slow: one ``run`` call).
+        """Choose an action for one observation outside the episode stream (slow: one run).
 
-        The network state is left as it was; nothing is learned.
+        The observation is shown to a cleared network for one run (one period in
+        runtime mode); the loop's state is restored afterwards and nothing is learned.
         """
-        self.net.store("before_act")
-        self.bridge.operation.active = False
+        part, env = self.part, self.env_part
+        self.loop.store("before_act")
+        values = {
+            **part.mode(learning=False, explore=False, episode_budget=0),
+            (env.env, "needs_reset"): np.ones(env.n_copies, dtype=np.int32),
+            (env.env, "episodes_done"): np.zeros(env.n_copies, dtype=np.int32),
+            **env.present(np.asarray(obs, dtype=float)[None, :]),
+        }
         try:
-            self.present(obs)
-            self._run_periods(1)
-            y = self.read_outputs()[: self.n_actions]
+            self.loop.run(1, values)
+            y = self.loop.value(part.eprop.readout, "y")[: self.n_actions]
         finally:
-            self.bridge.operation.active = True
-            self.net.restore("before_act")
+            self.loop.restore("before_act")
         if not explore:
             return int(np.argmax(y))
         p = np.exp(y - y.max())
-        return int(self.rng.choice(self.n_actions, p=p / p.sum()))
+        return int(np.random.default_rng().choice(self.n_actions, p=p / p.sum()))
 
     def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
-        """Not used: this agent learns inside its network while :meth:`interact` runs."""
+        """Not used: this agent learns inside its Brian2 network while :meth:`interact` runs."""
         raise NotImplementedError(
             "SpikingActorCritic learns inside its Brian2 network; train it with interact(), not observe()"
         )
@@ -253,41 +255,69 @@ class SpikingActorCritic(BaseAgent):
     # ----------------------------------------------------------------------------------
     # Checkpoints and accounting
     def state_dict(self) -> dict[str, Any]:
-        """Network variables (weights, traces, neuron state, clock, Brian2 RNG), bridge and RNG state."""
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "network.pkl"
-            self.net.store("checkpoint", filename=str(path))
-            brian_state = path.read_bytes()
+        """Every state variable of the closed loop (arrays) and the operation counts so far."""
+        has_state = not self.loop.standalone or self.loop._state is not None
+        data = self.real_transitions
         return {
-            "brian_state": brian_state,
-            "bridge_state": asdict(self.bridge.state),
-            "clear_traces_next_period": self._clear_traces_next_period,
-            "rng": copy.deepcopy(self.rng.bit_generator.state),
+            "loop": self.loop.state() if has_state else None,
+            "counts": self._counts.as_dict(),
+            "trace_counts": dict(self._trace_counts),
+            "real_transitions": {name: np.array(getattr(data, name)) for name in TRANSITION_COLUMNS},
+            "episode_position": list(self._episode_position),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "network.pkl"
-            path.write_bytes(state["brian_state"])
-            self.net.restore("checkpoint", filename=str(path), restore_random_state=True)
-        self.bridge.state = BridgeState(**state["bridge_state"])
-        self._clear_traces_next_period = state["clear_traces_next_period"]
-        self.rng.bit_generator.state = state["rng"]
+        if state["loop"] is not None:
+            self.loop.load_state(state["loop"])
+        self._counts = OperationCounts(**state["counts"])
+        self._trace_counts = dict(state["trace_counts"])
+        self._last_cumulative = None
+        self.real_transitions = TransitionDataset(
+            self.real_transitions.obs_dim, meta=self.real_transitions.meta
+        )
+        self.real_transitions.extend(**{name: np.asarray(v) for name, v in state["real_transitions"].items()})
+        self._episode_position = [int(v) for v in state["episode_position"]]
 
     def weights(self) -> dict[str, np.ndarray]:
         """Copies of the learned parameters: ``w_in``, ``w_rec``, ``w_out``, ``b_out``."""
-        return self.eprop.get_weights()
+        return {
+            key: np.array(self.loop.value(obj, var))
+            for key, (obj, var) in self.part.weight_variables().items()
+        }
+
+    def _add_counts(self) -> None:
+        """Add the operations of the last training run (runtime counters accumulate, standalone restart)."""
+        e = self.part.eprop
+        counts, traces = e.operation_counts(), e.trace_update_counts()
+        if not self.loop.standalone:
+            if self._last_cumulative is not None:
+                last_counts, last_traces = self._last_cumulative
+                self._last_cumulative = (counts, traces)
+                counts = OperationCounts(
+                    **{k: v - last_counts.as_dict()[k] for k, v in counts.as_dict().items()}
+                )
+                traces = {k: v - last_traces[k] for k, v in traces.items()}
+            else:
+                self._last_cumulative = (counts, traces)
+        elif e.config.activity_sparse:  # standalone: the per-synapse counters carry over between runs
+            performed = traces["performed"] - self._trace_counts["performed"]
+            traces = {
+                "performed": performed,
+                "skipped": traces["total"] - performed,
+                "total": traces["total"],
+            }
+        self._counts = self._counts + counts
+        self._trace_counts = {k: self._trace_counts[k] + traces[k] for k in traces}
 
     def trace_update_counts(self) -> dict[str, int]:
-        """Eligibility-trace updates performed and skipped so far (activity-sparse mode skips some)."""
-        return self.eprop.trace_update_counts()
+        """Eligibility-trace updates performed and skipped while training (activity-sparse mode skips some)."""
+        return dict(self._trace_counts)
 
     def operation_counts(self) -> OperationCounts:
-        """Operations performed so far (for energy accounting with :mod:`nmbrl_brian.energy`).
+        """Operations of the training runs (evaluations excluded), for :mod:`nmbrl_brian.energy`.
 
-        Weight updates happen once per environment period (TD(lambda)), not at the
-        supervised update interval.
+        Weight updates happen once per environment period (TD(lambda)).
         """
-        periods = int(round(float(self.net.t / self.period)))
-        learned = sum(len(s) for s in self.td_synapses) + len(self.eprop.readout)
-        return dataclasses.replace(self.eprop.operation_counts(), weight_updates=learned * periods)
+        periods = int(self.loop.value(self.part.head, "periods_total")[0])
+        learned = sum(len(s) for s in self.part.td_synapses) + len(self.part.eprop.readout)
+        return dataclasses.replace(self._counts, weight_updates=learned * periods)

@@ -22,6 +22,7 @@ Example
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +32,15 @@ from nmbrl_brian.energy import OperationCounts
 from nmbrl_brian.equations import eprop_neurons as neq
 from nmbrl_brian.equations import eprop_synapses as seq
 from nmbrl_brian.snn.config import SpikingNetworkConfig
+
+#: Keys of ``extra_equations``: the groups of the network.
+EXTRA_EQUATION_KEYS = ("inputs", "recurrent", "readout", "syn_in", "syn_rec", "syn_out")
+#: Every group numbers the copy its neurons belong to (synapses: ``syn_copy``, since Brian2
+#: forbids a synaptic variable named like a pre- or postsynaptic one).
+COPY_EQUATION = "\ncopy : integer (constant)   # index of the network copy (batch dimension)\n"
+SYNAPSE_COPY_EQUATION = "\nsyn_copy : integer (constant)   # index of the network copy (batch dimension)\n"
+#: The weight array of each synapse group, by connectivity key.
+WEIGHT_KEYS = {"in": "w_in", "rec": "w_rec", "out": "w_out", "feedback": "B"}
 
 #: Where each per-step operation runs (see the schedule in eprop_neurons).
 INPUT_SLOT = ("before_thresholds", 0)
@@ -113,6 +123,10 @@ class EpropNetwork:
     """The weights drawn by the builder (NumPy; readable before a standalone run)."""
     synapse_indices: dict = field(default_factory=dict)
     """``(i, j)`` index arrays of each synapse group, as connected by the builder."""
+    n_copies: int = 1
+    """Independent copies of the network in these groups (the batch dimension)."""
+    interval_weight_updates: bool = True
+    """Whether the builder scheduled the supervised weight updates every ``update_interval_steps``."""
 
     # ----------------------------------------------------------------------------------
     @property
@@ -183,8 +197,11 @@ class EpropNetwork:
     # Weights (checkpoints, standalone run_args)
     def get_weights(self) -> dict[str, np.ndarray]:
         """Copies of the weights in synapse order: ``w_in``, ``w_rec``, ``w_out``, ``b_out`` (+ ``B``)."""
-        weights = {"w_in": np.array(self.syn_in.w[:]), "w_out": np.array(self.syn_out.w[:]),
-                   "b_out": np.array(self.readout.b[:])}
+        weights = {
+            "w_in": np.array(self.syn_in.w[:]),
+            "w_out": np.array(self.syn_out.w[:]),
+            "b_out": np.array(self.readout.b[:]),
+        }
         if self.syn_rec is not None:
             weights["w_rec"] = np.array(self.syn_rec.w[:])
         if self.syn_feedback is not None:
@@ -271,16 +288,6 @@ class EpropNetwork:
         )
 
 
-def _connect(syn: Synapses, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Connect ``mask[i, j]`` synapses in row-major order; return the ``(i, j)`` arrays."""
-    i, j = (idx.astype(np.int32) for idx in np.nonzero(mask))
-    if len(i) == 0:
-        syn.connect(condition="False")  # Brian2 wants connect() called even for no synapses
-    else:
-        syn.connect(i=i, j=j)
-    return i, j
-
-
 def build_eprop_network(
     n_inputs: int,
     n_outputs: int,
@@ -288,17 +295,19 @@ def build_eprop_network(
     *,
     input_kind: str | None = None,
     error_mode: str = "external",
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
     name_prefix: str = "eprop",
     input_values: np.ndarray | None = None,
     targets: np.ndarray | None = None,
+    extra_equations: Mapping[str, str] | None = None,
+    interval_weight_updates: bool = True,
 ) -> EpropNetwork:
-    """Build the Brian2 objects of an e-prop network.
+    """Build the Brian2 objects of an e-prop network (one or several independent copies).
 
     Parameters
     ----------
     n_inputs, n_outputs : int
-        Number of input neurons and of leaky readouts.
+        Number of input neurons and of leaky readouts (per copy).
     config : SpikingNetworkConfig
         Sizes, time constants, connectivity, feedback and learning settings.
     input_kind : str, optional
@@ -307,22 +316,36 @@ def build_eprop_network(
     error_mode : str
         ``"external"``: the caller writes ``readout.err`` (e.g. TD-error modulated);
         ``"supervised"``: ``err = y - y_target`` every step.
-    seed : int
+    seed : int or sequence of int
         Seeds connectivity and initial weights (NumPy; Brian2's own ``rand()`` for
-        Poisson inputs is seeded by the caller with ``brian2.seed``).
+        Poisson inputs is seeded by the caller with ``brian2.seed``). A sequence of
+        ``B`` seeds builds ``B`` independent copies in the same groups: copy ``c`` is
+        the network that ``seed=seeds[c]`` builds, its neurons and synapses follow those
+        of copy ``c - 1``, and every group has an integer ``copy`` variable.
     name_prefix : str
         Prefix of every Brian2 object name (a Python identifier), unique per network.
-    input_values : ndarray, shape (n_steps, n_inputs), optional
+    input_values : ndarray, shape (n_steps, B * n_inputs), optional
         For ``input_kind="timed"``: the value each input sends at each step (0 = nothing).
-    targets : ndarray, shape (n_steps, n_outputs), optional
+    targets : ndarray, shape (n_steps, B * n_outputs), optional
         For ``error_mode="supervised"``: targets per step as a TimedArray (else the
         caller writes ``readout.y_target``).
+    extra_equations : mapping, optional
+        More equation lines per group, appended to its model: keys ``inputs``,
+        ``recurrent``, ``readout``, ``syn_in``, ``syn_rec``, ``syn_out``. This is how a
+        part that wires the network into a closed loop adds its links (for example a
+        ``(linked)`` TD error) before the groups exist.
+    interval_weight_updates : bool
+        Apply and clear the accumulated gradients every ``config.update_interval_steps``
+        steps (supervised e-prop). False leaves the weight updates to the caller (for
+        example once per environment step, by TD error).
 
     Returns
     -------
     EpropNetwork
     """
     input_kind = config.input_kind if input_kind is None else input_kind
+    seeds = [int(seed)] if isinstance(seed, (int, np.integer)) else [int(s) for s in seed]
+    extras = dict(extra_equations or {})
     if input_kind not in neq.INPUT_KINDS:
         raise ValueError(f"input_kind: expected one of {', '.join(neq.INPUT_KINDS)}, got {input_kind!r}")
     if error_mode not in neq.ERROR_MODES:
@@ -335,49 +358,87 @@ def build_eprop_network(
         raise ValueError("targets: only used with error_mode='supervised'")
     if n_inputs < 1 or n_outputs < 1:
         raise ValueError(f"n_inputs, n_outputs: expected >= 1, got {n_inputs}, {n_outputs}")
+    if not seeds:
+        raise ValueError("seed: expected an integer or a non-empty sequence of integers")
+    unknown = set(extras) - set(EXTRA_EQUATION_KEYS)
+    if unknown:
+        raise ValueError(
+            f"extra_equations: expected keys among {', '.join(EXTRA_EQUATION_KEYS)}, got {sorted(unknown)}"
+        )
 
     p = f"{name_prefix}_"
     npar = neuron_params_from_config(config)
     spar = synapse_params_from_config(config)
     model, n_rec = config.neuron_model, config.n_recurrent
-    rng = np.random.default_rng(seed)
+    n_copies = len(seeds)
+    rngs = [np.random.default_rng(s) for s in seeds]
     clock = Clock(dt=npar.dt, name=p + "clock")
     ns = {**npar.namespace(), **spar.namespace()}
     timed: dict = {}
-    if input_values is not None:
-        values = np.asarray(input_values, dtype=float)
-        if values.ndim != 2 or values.shape[1] != n_inputs:
-            raise ValueError(f"input_values: expected shape (n_steps, {n_inputs}), got {values.shape}")
-        timed["input_values"] = TimedArray(values, dt=npar.dt, name=p + "input_values")
-    if targets is not None:
-        values = np.asarray(targets, dtype=float)
-        if values.ndim != 2 or values.shape[1] != n_outputs:
-            raise ValueError(f"targets: expected shape (n_steps, {n_outputs}), got {values.shape}")
-        timed["targets"] = TimedArray(values, dt=npar.dt, name=p + "targets")
+    for key, values, width in (("input_values", input_values, n_inputs), ("targets", targets, n_outputs)):
+        if values is None:
+            continue
+        values = np.asarray(values, dtype=float)
+        if values.ndim != 2 or values.shape[1] != n_copies * width:
+            raise ValueError(f"{key}: expected shape (n_steps, {n_copies * width}), got {values.shape}")
+        timed[key] = TimedArray(values, dt=npar.dt, name=p + key)
     for ta in timed.values():
         ns[ta.name] = ta
     ops: dict = {}
     indices: dict = {}
     weights: dict = {}
 
+    def equations(base, key: str) -> str:
+        copy = SYNAPSE_COPY_EQUATION if key.startswith("syn") else COPY_EQUATION
+        return str(base) + copy + extras.get(key, "")
+
+    def number_copies(group, size: int) -> None:
+        group.copy = np.repeat(np.arange(n_copies), size)
+
     # Neurons ---------------------------------------------------------------------------
-    inputs = NeuronGroup(n_inputs, neq.INPUT_EQUATIONS, threshold=neq.INPUT_THRESHOLD, reset="",
-                         namespace=ns, clock=clock, name=p + "input")
+    inputs = NeuronGroup(
+        n_copies * n_inputs,
+        equations(neq.INPUT_EQUATIONS, "inputs"),
+        threshold=neq.INPUT_THRESHOLD,
+        reset="",
+        namespace=ns,
+        clock=clock,
+        name=p + "input",
+    )
     ops["input_step"] = inputs.run_regularly(
-        neq.input_update(input_kind, p + "input_values"), when=INPUT_SLOT[0], order=INPUT_SLOT[1],
+        neq.input_update(input_kind, p + "input_values"),
+        when=INPUT_SLOT[0],
+        order=INPUT_SLOT[1],
         name=p + "input_step",
     )
-    recurrent = NeuronGroup(n_rec, neq.recurrent_equations(model), threshold=neq.recurrent_threshold(model), reset="",
-                            namespace=ns, clock=clock, name=p + "recurrent")
+    recurrent = NeuronGroup(
+        n_copies * n_rec,
+        equations(neq.recurrent_equations(model), "recurrent"),
+        threshold=neq.recurrent_threshold(model),
+        reset="",
+        namespace=ns,
+        clock=clock,
+        name=p + "recurrent",
+    )
     ops["recurrent_step"] = recurrent.run_regularly(
         neq.recurrent_update(model), when=NEURON_SLOT[0], order=NEURON_SLOT[1], name=p + "recurrent_step"
     )
-    readout = NeuronGroup(n_outputs, neq.READOUT_EQUATIONS, namespace=ns, clock=clock, name=p + "readout")
+    readout = NeuronGroup(
+        n_copies * n_outputs,
+        equations(neq.READOUT_EQUATIONS, "readout"),
+        namespace=ns,
+        clock=clock,
+        name=p + "readout",
+    )
     ops["readout_step"] = readout.run_regularly(
         neq.readout_update(error_mode, p + "targets" if targets is not None else None),
-        when=NEURON_SLOT[0], order=NEURON_SLOT[1], name=p + "readout_step",
+        when=NEURON_SLOT[0],
+        order=NEURON_SLOT[1],
+        name=p + "readout_step",
     )
     readout.lr_b = config.readout_learning_rate
+    for group, size in ((inputs, n_inputs), (recurrent, n_rec), (readout, n_outputs)):
+        number_copies(group, size)
 
     # Synapses ---------------------------------------------------------------------------
     learn = config.hidden_learning
@@ -389,68 +450,151 @@ def build_eprop_network(
             return
         syn.lr = config.learning_rate
         ops[f"{key}_traces"] = syn.run_regularly(
-            seq.trace_update(model, spar.activity_sparse), when=TRACE_SLOT[0], order=TRACE_SLOT[1],
+            seq.trace_update(model, spar.activity_sparse),
+            when=TRACE_SLOT[0],
+            order=TRACE_SLOT[1],
             name=f"{syn.name}_traces",
         )
-        ops[f"{key}_weight_update"] = syn.run_regularly(
-            seq.WEIGHT_UPDATE, dt=interval, when=WEIGHT_SLOT[0], order=WEIGHT_SLOT[1],
-            name=f"{syn.name}_weight_update",
+        if interval_weight_updates:
+            ops[f"{key}_weight_update"] = syn.run_regularly(
+                seq.WEIGHT_UPDATE,
+                dt=interval,
+                when=WEIGHT_SLOT[0],
+                order=WEIGHT_SLOT[1],
+                name=f"{syn.name}_weight_update",
+            )
+
+    # Each copy draws from its own generator in the order of the single-copy network:
+    # input mask and weights, recurrent mask and weights, readout weights, feedback weights.
+    w_in_std = config.input_weight_scale * config.v_th / math.sqrt(max(1.0, n_inputs * config.p_input))
+    w_rec_std = config.recurrent_weight_scale * config.v_th / math.sqrt(max(1.0, n_rec * config.p_recurrent))
+    draws = []
+    for rng in rngs:
+        d = {"in": rng.random((n_inputs, n_rec)) < config.p_input}
+        d["w_in"] = rng.normal(0.0, w_in_std, int(d["in"].sum()))
+        if config.recurrent:
+            d["rec"] = rng.random((n_rec, n_rec)) < config.p_recurrent
+            np.fill_diagonal(d["rec"], False)
+            d["w_rec"] = rng.normal(0.0, w_rec_std, int(d["rec"].sum()))
+        d["out"] = np.ones((n_rec, n_outputs), dtype=bool)
+        d["w_out"] = rng.normal(0.0, config.readout_weight_scale / math.sqrt(n_rec), n_rec * n_outputs)
+        if learn and config.feedback == "random":
+            d["feedback"] = np.ones((n_outputs, n_rec), dtype=bool)
+            d["B"] = rng.normal(0.0, config.feedback_weight_scale / math.sqrt(n_outputs), n_rec * n_outputs)
+        draws.append(d)
+
+    def connect_copies(syn: Synapses, key: str) -> None:
+        """Connect every copy's block of ``syn`` (row-major within a copy) and set its weights."""
+        n_pre, n_post = syn.source.N // n_copies, syn.target.N // n_copies
+        blocks = [np.nonzero(d[key]) for d in draws]
+        i = np.concatenate([bi + c * n_pre for c, (bi, _) in enumerate(blocks)]).astype(np.int32)
+        j = np.concatenate([bj + c * n_post for c, (_, bj) in enumerate(blocks)]).astype(np.int32)
+        if len(i) == 0:
+            syn.connect(condition="False")  # Brian2 wants connect() called even for no synapses
+        else:
+            syn.connect(i=i, j=j)
+        indices[key] = (i, j)
+        weight_key = WEIGHT_KEYS[key]
+        weights[weight_key] = np.concatenate([d[weight_key] for d in draws])
+        setattr(syn, "B" if key == "feedback" else "w", weights[weight_key])
+        syn.syn_copy = np.concatenate([np.full(len(bi), c) for c, (bi, _) in enumerate(blocks)]).astype(
+            np.int32
         )
 
-    syn_in = Synapses(inputs, recurrent, syn_eqs, on_pre=seq.ON_PRE, namespace=ns, clock=clock,
-                      name=p + "syn_in")
-    indices["in"] = _connect(syn_in, rng.random((n_inputs, n_rec)) < config.p_input)
-    w_in_std = config.input_weight_scale * config.v_th / math.sqrt(max(1.0, n_inputs * config.p_input))
-    weights["w_in"] = rng.normal(0.0, w_in_std, len(indices["in"][0]))
-    syn_in.w = weights["w_in"]
+    syn_in = Synapses(
+        inputs,
+        recurrent,
+        equations(syn_eqs, "syn_in"),
+        on_pre=seq.ON_PRE,
+        namespace=ns,
+        clock=clock,
+        name=p + "syn_in",
+    )
+    connect_copies(syn_in, "in")
     learning_ops(syn_in, "syn_in")
 
     syn_rec = None
     if config.recurrent:
-        syn_rec = Synapses(recurrent, recurrent, syn_eqs, on_pre=seq.ON_PRE_RECURRENT, namespace=ns,
-                           clock=clock, name=p + "syn_rec")
-        mask = rng.random((n_rec, n_rec)) < config.p_recurrent
-        np.fill_diagonal(mask, False)
-        indices["rec"] = _connect(syn_rec, mask)
-        w_rec_std = config.recurrent_weight_scale * config.v_th / math.sqrt(max(1.0, n_rec * config.p_recurrent))
-        weights["w_rec"] = rng.normal(0.0, w_rec_std, len(indices["rec"][0]))
-        syn_rec.w = weights["w_rec"]
+        syn_rec = Synapses(
+            recurrent,
+            recurrent,
+            equations(syn_eqs, "syn_rec"),
+            on_pre=seq.ON_PRE_RECURRENT,
+            namespace=ns,
+            clock=clock,
+            name=p + "syn_rec",
+        )
+        connect_copies(syn_rec, "rec")
         learning_ops(syn_rec, "syn_rec")
 
     symmetric = learn and config.feedback == "symmetric"
     out_eqs = seq.readout_synapse_equations("symmetric" if symmetric else "random")
-    syn_out = Synapses(recurrent, readout, out_eqs, on_pre=seq.READOUT_ON_PRE, namespace=ns, clock=clock,
-                       name=p + "syn_out")
-    indices["out"] = _connect(syn_out, np.ones((n_rec, n_outputs), dtype=bool))
-    weights["w_out"] = rng.normal(0.0, config.readout_weight_scale / math.sqrt(n_rec), n_rec * n_outputs)
-    syn_out.w = weights["w_out"]
-    weights["b_out"] = np.zeros(n_outputs)
+    syn_out = Synapses(
+        recurrent,
+        readout,
+        equations(out_eqs, "syn_out"),
+        on_pre=seq.READOUT_ON_PRE,
+        namespace=ns,
+        clock=clock,
+        name=p + "syn_out",
+    )
+    connect_copies(syn_out, "out")
+    weights["b_out"] = np.zeros(n_copies * n_outputs)
     syn_out.lr = config.readout_learning_rate
     ops["syn_out_accumulate"] = syn_out.run_regularly(
         seq.READOUT_ACCUMULATE, when=TRACE_SLOT[0], order=TRACE_SLOT[1], name=p + "syn_out_accumulate"
     )
-    ops["syn_out_weight_update"] = syn_out.run_regularly(
-        seq.WEIGHT_UPDATE, dt=interval, when=WEIGHT_SLOT[0], order=WEIGHT_SLOT[1], name=p + "syn_out_weight_update"
-    )
-    ops["readout_bias_update"] = readout.run_regularly(
-        neq.READOUT_BIAS_UPDATE, dt=interval, when=WEIGHT_SLOT[0], order=WEIGHT_SLOT[1],
-        name=p + "readout_bias_update",
-    )
+    if interval_weight_updates:
+        ops["syn_out_weight_update"] = syn_out.run_regularly(
+            seq.WEIGHT_UPDATE,
+            dt=interval,
+            when=WEIGHT_SLOT[0],
+            order=WEIGHT_SLOT[1],
+            name=p + "syn_out_weight_update",
+        )
+        ops["readout_bias_update"] = readout.run_regularly(
+            neq.READOUT_BIAS_UPDATE,
+            dt=interval,
+            when=WEIGHT_SLOT[0],
+            order=WEIGHT_SLOT[1],
+            name=p + "readout_bias_update",
+        )
 
     syn_feedback = None
     if learn and config.feedback == "random":
-        syn_feedback = Synapses(readout, recurrent, seq.RANDOM_FEEDBACK, namespace=ns, clock=clock,
-                                name=p + "feedback")
-        indices["feedback"] = _connect(syn_feedback, np.ones((n_outputs, n_rec), dtype=bool))
-        weights["B"] = rng.normal(0.0, config.feedback_weight_scale / math.sqrt(n_outputs), n_rec * n_outputs)
-        syn_feedback.B = weights["B"]
+        syn_feedback = Synapses(
+            readout,
+            recurrent,
+            seq.RANDOM_FEEDBACK + SYNAPSE_COPY_EQUATION,
+            namespace=ns,
+            clock=clock,
+            name=p + "feedback",
+        )
+        connect_copies(syn_feedback, "feedback")
 
     spikes_in = SpikeMonitor(inputs, record=False, name=p + "spikes_in")
     spikes_rec = SpikeMonitor(recurrent, record=False, name=p + "spikes_rec")
     return EpropNetwork(
-        config=config, neuron_params=npar, synapse_params=spar, input_kind=input_kind, error_mode=error_mode,
-        clock=clock, namespace=ns, inputs=inputs, recurrent=recurrent, readout=readout, syn_in=syn_in,
-        syn_rec=syn_rec, syn_out=syn_out, syn_feedback=syn_feedback, spikes_in=spikes_in, spikes_rec=spikes_rec,
-        operations=ops, timed_arrays=timed, initial_weights={k: v.copy() for k, v in weights.items()},
+        config=config,
+        neuron_params=npar,
+        synapse_params=spar,
+        input_kind=input_kind,
+        error_mode=error_mode,
+        clock=clock,
+        namespace=ns,
+        inputs=inputs,
+        recurrent=recurrent,
+        readout=readout,
+        syn_in=syn_in,
+        syn_rec=syn_rec,
+        syn_out=syn_out,
+        syn_feedback=syn_feedback,
+        spikes_in=spikes_in,
+        spikes_rec=spikes_rec,
+        operations=ops,
+        timed_arrays=timed,
+        initial_weights={k: v.copy() for k, v in weights.items()},
         synapse_indices=indices,
+        n_copies=n_copies,
+        interval_weight_updates=interval_weight_updates,
     )

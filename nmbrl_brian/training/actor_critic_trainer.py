@@ -96,13 +96,23 @@ class ActorCriticTrainer:
             start = time.perf_counter()
             self.agent.interact(self.loop, max_steps=self._next_pause() - self.env_steps)
             self.wall_s += time.perf_counter() - start
-            if self.env_steps % cfg.eval_every == 0 or self.env_steps == cfg.total_env_steps:
+            if self._evaluation_due():
                 self._evaluate()
             for cb in self.callbacks:
                 cb.on_chunk_end(self)
         for cb in self.callbacks:
             cb.on_training_end(self)
         return self.metrics
+
+    def _evaluation_due(self) -> bool:
+        """The steps have reached the next multiple of ``eval_every`` (or the budget).
+
+        Agents that advance in whole runs (a standalone closed loop) may pass a multiple;
+        the evaluation then happens at the first pause after it.
+        """
+        last = int(self.rows[-1]["env_steps"]) if self.rows else -1
+        next_due = (last // self.config.eval_every + 1) * self.config.eval_every
+        return self.env_steps >= next_due or self.env_steps >= self.config.total_env_steps
 
     def _next_pause(self) -> int:
         steps = self.env_steps

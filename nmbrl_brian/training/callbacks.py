@@ -97,10 +97,16 @@ class Checkpointer(Callback):
 
     def __init__(self, every: int):
         self.every = every
+        self._saved_at: int | None = None
+
+    def on_training_start(self, trainer: ActorCriticTrainer) -> None:
+        self._saved_at = trainer.env_steps
 
     def on_chunk_end(self, trainer: ActorCriticTrainer) -> None:
-        if self.every and trainer.env_steps % self.every == 0:
+        # A multiple of ``every`` was reached (agents that advance in whole runs may pass it).
+        if self.every and trainer.env_steps // self.every > (self._saved_at or 0) // self.every:
             trainer.save_checkpoint()
+            self._saved_at = trainer.env_steps
 
     def on_training_end(self, trainer: ActorCriticTrainer) -> None:
         trainer.save_checkpoint()

@@ -66,23 +66,34 @@ class EnvLoop:
         """Take ``action``; if the episode ends, reset and start the next one."""
         obs = self.obs
         next_obs, reward, terminated, truncated, _ = self.model.step(int(action))
-        self.env_steps += 1
-        self.episode_length += 1
-        self.episode_return += float(reward)
         transition = Transition(
             obs, int(action), float(reward), np.asarray(next_obs), bool(terminated), bool(truncated)
         )
+        self.record(transition.reward, transition.terminated, transition.truncated)
+        if terminated or truncated:
+            self.obs, _ = self.model.reset(seed=self.seed + self.episodes)
+        else:
+            self.obs = np.asarray(next_obs)
+        return transition
+
+    def record(self, reward: float, terminated: bool, truncated: bool) -> None:
+        """Count one transition: steps, returns and episode ends (with the episode-end callback).
+
+        :meth:`step` calls it; so does an agent whose environment runs inside its Brian2
+        network and only reports the transitions (the model here is then not stepped,
+        and :attr:`obs` is not kept up to date).
+        """
+        self.env_steps += 1
+        self.episode_length += 1
+        self.episode_return += float(reward)
         if terminated or truncated:
             self.episodes += 1
             if self.on_episode_end is not None:
                 self.on_episode_end(self.episode_return, self.episode_length)
             self.episode_return, self.episode_length = 0.0, 0
-            self.obs, _ = self.model.reset(seed=self.seed + self.episodes)
             self.at_episode_start = True
         else:
-            self.obs = np.asarray(next_obs)
             self.at_episode_start = False
-        return transition
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()

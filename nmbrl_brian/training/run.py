@@ -18,8 +18,8 @@ from nmbrl_brian.training.callbacks import Callback, Checkpointer, EnergyReport,
 log = logging.getLogger(__name__)
 
 
-def build_agent(config: RunConfig, observation_space, action_space) -> BaseAgent:
-    """Build the agent named by ``config.agent.kind`` for the given spaces."""
+def build_agent(config: RunConfig, observation_space, action_space, build_dir=None) -> BaseAgent:
+    """Build the agent named by ``config.agent.kind`` for the given spaces (``build_dir``: standalone folder)."""
     kind = config.agent.kind
     if kind == "dense_actor_critic":
         from nmbrl_brian.agents.dense_actor_critic import DenseActorCritic
@@ -42,17 +42,21 @@ def build_agent(config: RunConfig, observation_space, action_space) -> BaseAgent
             encoding=config.encoding,
             network=config.network,
             seed=config.seed,
-            device=config.device,
+            environment=config.closed_loop_environment,
+            env_id=config.env_id,
+            periods_per_run=config.periods_per_run,
+            build_dir=build_dir,
         )
     raise ConfigError("agent.kind", "a known agent kind", kind)  # pragma: no cover - validated earlier
 
 
 def _build_trainer(config: RunConfig, run_dir: Path, extra_callbacks) -> ActorCriticTrainer:
+    build_dir = run_dir / "brian_build"
     if config.agent.kind != "dense_actor_critic":
-        select_device(config.device, build_dir=run_dir / "brian_build")
+        select_device(config.device, build_dir=build_dir)
     env = EnvironmentWrapper(config.env_id)
     eval_env = EnvironmentWrapper(config.env_id)
-    agent = build_agent(config, env.observation_space, env.action_space)
+    agent = build_agent(config, env.observation_space, env.action_space, build_dir=build_dir)
     callbacks: list[Callback] = [
         ProgressBar(),
         MetricsWriter(run_dir),

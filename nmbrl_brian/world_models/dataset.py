@@ -39,7 +39,8 @@ __all__ = [
     "episode_seed",
 ]
 
-_COLUMNS = ("obs", "action", "reward", "next_obs", "terminated", "truncated", "episode", "timestep")
+#: The columns of a dataset, in order.
+COLUMNS = ("obs", "action", "reward", "next_obs", "terminated", "truncated", "episode", "timestep")
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ class TransitionDataset:
         if need <= cap:
             return
         new = self._allocate(max(need, 2 * cap))
-        for k in _COLUMNS:
+        for k in COLUMNS:
             new[k][: self._n] = self._buf[k][: self._n]
         self._buf = new
 
@@ -228,11 +229,11 @@ class TransitionDataset:
             ``obs``, ``action``, ``reward``, ``next_obs``, ``terminated``, ``truncated``,
             ``episode`` and ``timestep``, all with the same leading length.
         """
-        missing = set(_COLUMNS) - set(columns)
-        extra = set(columns) - set(_COLUMNS)
+        missing = set(COLUMNS) - set(columns)
+        extra = set(columns) - set(COLUMNS)
         if missing or extra:
-            raise ConfigError("columns", "exactly " + ", ".join(_COLUMNS), sorted(columns))
-        arrays = {k: np.asarray(columns[k]) for k in _COLUMNS}
+            raise ConfigError("columns", "exactly " + ", ".join(COLUMNS), sorted(columns))
+        arrays = {k: np.asarray(columns[k]) for k in COLUMNS}
         n = len(arrays["action"])
         for k, v in arrays.items():
             if len(v) != n:
@@ -241,14 +242,14 @@ class TransitionDataset:
             if arrays[k].shape != (n, self.obs_dim):
                 raise ConfigError(k, f"shape ({n}, {self.obs_dim})", arrays[k].shape)
         self._reserve(n)
-        for k in _COLUMNS:
+        for k in COLUMNS:
             self._buf[k][self._n : self._n + n] = arrays[k]
         self._n += n
 
     def subset(self, index: np.ndarray | slice) -> TransitionDataset:
         """A new dataset holding the rows selected by ``index`` (a slice, mask or indices)."""
         out = TransitionDataset(self.obs_dim, meta=self.meta)
-        out.extend(**{k: getattr(self, k)[index] for k in _COLUMNS})
+        out.extend(**{k: getattr(self, k)[index] for k in COLUMNS})
         return out
 
     def copy(self) -> TransitionDataset:
@@ -279,7 +280,7 @@ class TransitionDataset:
         for d in datasets:
             if len(d) == 0:
                 continue
-            cols = {k: getattr(d, k) for k in _COLUMNS}
+            cols = {k: getattr(d, k) for k in COLUMNS}
             # Map this dataset's ids to offset, offset+1, ... (order of first appearance).
             ids = d.episode_ids
             remap = {int(e): offset + i for i, e in enumerate(ids)}
@@ -307,7 +308,7 @@ class TransitionDataset:
                 f,
                 obs_dim=np.array(self.obs_dim),
                 meta=np.array(json.dumps(self.meta)),
-                **{k: getattr(self, k) for k in _COLUMNS},
+                **{k: getattr(self, k) for k in COLUMNS},
             )
         os.replace(tmp, path)
 
@@ -326,7 +327,7 @@ class TransitionDataset:
         """
         with np.load(path, allow_pickle=False) as z:
             out = cls(int(z["obs_dim"]), meta=json.loads(str(z["meta"])))
-            out.extend(**{k: z[k] for k in _COLUMNS})
+            out.extend(**{k: z[k] for k in COLUMNS})
         return out
 
     # ------------------------------------------------------------------ views for learning

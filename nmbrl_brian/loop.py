@@ -1,0 +1,372 @@
+"""The closed loop: agent and environment parts joined into one Brian2 network, and run.
+
+:class:`ClosedLoop` is the only code that creates the ``brian2.Network`` of a loop and
+calls ``run``, ``store``/``restore``, ``device.build`` and ``device.run(run_args=...)``.
+Parts (:mod:`nmbrl_brian.parts`) only bundle Brian2 objects; the loop wires an agent
+part to an environment part (linked variables both ways) and runs *periods*, one
+environment step each.
+
+Runtime and standalone differ only in how a run starts and how its results come back:
+
+runtime (cython or numpy)
+    The state lives in the Brian2 objects. ``run(n)`` writes the run's values and table
+    contents into them and calls ``Network.run`` (split into runs of at most
+    ``periods_per_run`` periods, the size of the tables).
+cpp_standalone / cuda_standalone
+    The project is generated and compiled once, with a fixed duration of
+    ``periods_per_run`` periods; the loop keeps the whole state (every writeable
+    variable of every group) as NumPy arrays and re-runs the binary with
+    ``device.run(run_args=...)``: state, run values and table contents in, final state
+    and monitor records out. A run of ``n`` periods therefore takes
+    ``ceil(n / periods_per_run)`` executions.
+
+Either way a run returns what the environment's monitors saw: every transition
+``(s, a, r, s', terminated, truncated)`` and every finished episode. Because tables are
+indexed by counters kept in the state (periods and resets so far), a run cut into
+pieces computes the same as one long run.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nmbrl_brian.devices import active_device_is_standalone, check_no_network_operations
+from nmbrl_brian.parts.agent import ActorCriticPart
+from nmbrl_brian.parts.base import EnvironmentPart
+
+
+@dataclass
+class RunRecord:
+    """What one call of :meth:`ClosedLoop.run` produced."""
+
+    periods: int = 0
+    """Environment periods simulated."""
+    copy: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    """Copy of each transition."""
+    obs: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    """Observation before each transition, shape ``(N, obs_dim)``."""
+    action: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    """Action of each transition."""
+    reward: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """Reward of each transition."""
+    next_obs: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    """Observation after each transition."""
+    terminated: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    """The transition reached a terminal state."""
+    truncated: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    """The transition hit the time limit."""
+    episode_copy: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    """Copy of each finished episode."""
+    episode_return: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """Return of each finished episode, in the order they finished."""
+    episode_length: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    """Length of each finished episode."""
+    wall_s: float = 0.0
+    """Wall-clock time of the run(s), including standalone process start and file transfer."""
+
+    @property
+    def steps(self) -> int:
+        """Environment steps taken."""
+        return len(self.reward)
+
+    def extend(self, other: RunRecord) -> None:
+        """Append ``other``'s periods, transitions and episodes."""
+        self.periods += other.periods
+        self.wall_s += other.wall_s
+        for name in (
+            "copy",
+            "action",
+            "reward",
+            "terminated",
+            "truncated",
+            "episode_copy",
+            "episode_return",
+            "episode_length",
+        ):
+            setattr(self, name, np.concatenate([getattr(self, name), getattr(other, name)]))
+        for name in ("obs", "next_obs"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            setattr(self, name, theirs.copy() if mine.size == 0 else np.concatenate([mine, theirs]))
+
+
+def _state_variables(objects) -> list[tuple[Any, str]]:
+    """Every writeable, non-constant state variable owned by the groups among ``objects``."""
+    from brian2 import NeuronGroup, Synapses
+    from brian2.core.variables import ArrayVariable
+
+    out = []
+    for obj in objects:
+        if not isinstance(obj, (NeuronGroup, Synapses)):
+            continue
+        for name, var in obj.variables.items():
+            if (
+                isinstance(var, ArrayVariable)
+                and var.owner is not None
+                and var.owner.name == obj.name
+                and not var.read_only
+                and not var.constant
+                and not name.startswith("_")
+                and name not in ("t", "dt", "t_in_timesteps", "N", "i", "j", "lastupdate", "delay")
+            ):
+                out.append((obj, name))
+    return out
+
+
+class ClosedLoop:
+    """An agent part and an environment part in one network.
+
+    Parameters
+    ----------
+    agent : ActorCriticPart
+        The agent (its head offers ``command`` and ``action``).
+    env : EnvironmentPart
+        The environment (CartPole equations, gymnasium, a dream...).
+    name : str
+        Name of the network.
+    build_dir : str or Path, optional
+        Standalone project folder (default: the folder given to
+        :func:`nmbrl_brian.devices.select_device`).
+
+    Raises
+    ------
+    DeviceError
+        If a part holds a network operation and the device is standalone.
+    """
+
+    def __init__(
+        self, agent: ActorCriticPart, env: EnvironmentPart, *, name: str = "closed_loop", build_dir=None
+    ):
+        from brian2 import Network
+
+        if agent.period != env.period:
+            raise ValueError(f"env: expected the agent's period {agent.period}, got {env.period}")
+        agent.connect_environment(env)
+        self.agent, self.env = agent, env
+        self.parts = [agent, env]
+        self.period = agent.period
+        self.periods_per_run = int(agent.uniforms.values.shape[0])
+        self.network = Network(*agent.objects, *env.objects, name=name)
+        check_no_network_operations(self.network)
+        self.standalone = active_device_is_standalone()
+        self.build_dir = Path(build_dir) if build_dir is not None else None
+        self.variables = _state_variables(self.network.objects)
+        self._state: dict[str, np.ndarray] | None = None  # standalone: the state between runs
+        self._stored: dict[str, dict[str, np.ndarray] | None] = {}
+        self._built = False
+        self._read = {"transitions": 0, "observed": 0, "episodes": 0}
+        self.timings: dict[str, list[float]] = {"build": [], "run": []}
+
+    # ----------------------------------------------------------------------------------
+    # State
+    @staticmethod
+    def _key(obj, name: str) -> str:
+        return f"{obj.name}.{name}"
+
+    def value(self, obj, name: str) -> np.ndarray:
+        """The current value of ``obj.name`` (before the first standalone run: its default, 0)."""
+        if not self.standalone:
+            return np.array(obj.variables[name].get_value())
+        if self._state is None:
+            return np.zeros(obj.variables[name].size, dtype=obj.variables[name].dtype)
+        return self._state[self._key(obj, name)]
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Copies of every state variable (``"group.variable"`` -> array), e.g. for a checkpoint."""
+        if self.standalone:
+            if self._state is None:
+                raise RuntimeError("the standalone loop has no state before its first run")
+            return {k: v.copy() for k, v in self._state.items()}
+        return {
+            self._key(obj, name): np.array(obj.variables[name].get_value()) for obj, name in self.variables
+        }
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        """Write a state returned by :meth:`state` (same parts and sizes)."""
+        expected = {self._key(obj, name): (obj, name) for obj, name in self.variables}
+        missing = set(expected) - set(state)
+        if missing:
+            raise ValueError(f"state: missing {sorted(missing)[:5]} (not a state of this loop)")
+        for key, (obj, name) in expected.items():
+            size = obj.variables[name].size
+            if np.shape(state[key]) not in ((size,), ()) and not (size == 1 and np.size(state[key]) == 1):
+                raise ValueError(
+                    f"state: {key} has shape {np.shape(state[key])}, expected ({size},) "
+                    "(a state of a loop with the same connectivity: same seeds and sizes)"
+                )
+        if self.standalone:
+            self._state = {k: np.array(state[k]) for k in expected}
+            return
+        for key, (obj, name) in expected.items():
+            obj.variables[name].set_value(np.asarray(state[key]))
+
+    def store(self, name: str = "default") -> None:
+        """Remember the current state (runtime: ``Network.store``)."""
+        if self.standalone:
+            self._stored[name] = (
+                None if self._state is None else {k: v.copy() for k, v in self._state.items()}
+            )
+        else:
+            self.network.store(name)
+
+    def restore(self, name: str = "default") -> None:
+        """Go back to a state remembered by :meth:`store`."""
+        if self.standalone:
+            saved = self._stored[name]
+            self._state = None if saved is None else {k: v.copy() for k, v in saved.items()}
+        else:
+            self.network.restore(name)
+
+    # ----------------------------------------------------------------------------------
+    # Running
+    def run(self, periods: int, values: dict | None = None) -> RunRecord:
+        """Simulate ``periods`` environment periods (standalone: whole runs of ``periods_per_run``).
+
+        Parameters
+        ----------
+        periods : int
+            Periods to simulate (at least 1).
+        values : dict, optional
+            ``{(group, variable): array}`` written before the first period (e.g. the
+            head's learning and exploration flags).
+
+        Returns
+        -------
+        RunRecord
+            Transitions and finished episodes of these periods.
+        """
+        if periods < 1:
+            raise ValueError(f"periods: expected an integer >= 1, got {periods}")
+        record = RunRecord(obs=np.zeros((0, self.env.obs_dim)), next_obs=np.zeros((0, self.env.obs_dim)))
+        pending = dict(values or {})
+        remaining = periods
+        while remaining > 0:
+            n = self.periods_per_run if self.standalone else min(remaining, self.periods_per_run)
+            start = time.perf_counter()
+            if self.standalone:
+                self._standalone_run(pending)
+            else:
+                self._runtime_run(n, pending)
+            part = self._collect()
+            part.periods = n
+            part.wall_s = time.perf_counter() - start
+            self.timings["run"].append(part.wall_s)
+            record.extend(part)
+            pending = {}
+            remaining -= n
+        return record
+
+    def _run_inputs(self, values: dict) -> tuple[dict, dict]:
+        """Values (run values of the parts, then ``values``) and table contents of the next run."""
+        merged: dict = {}
+        for part in self.parts:
+            merged.update(part.run_values())
+        merged.update(values)
+        tables: dict = {}
+        for part in self.parts:
+            tables.update(part.tables(self.value, self.periods_per_run))
+        return merged, tables
+
+    def _runtime_run(self, n: int, values: dict) -> None:
+        merged, tables = self._run_inputs(values)
+        for (obj, name), value in merged.items():
+            obj.variables[name].set_value(np.asarray(value))
+        for table, content in tables.items():
+            table.values[:] = content
+        gc.collect()
+        gc.freeze()  # Network.run's own gc.collect() calls then skip the long-lived objects
+        self.network.run(n * self.period, namespace={})
+
+    def _standalone_run(self, values: dict) -> None:
+        """One execution of the compiled project (generated and compiled on the first call).
+
+        The state, the run's values and its tables go in as ``run_args``; before the first
+        run (or after restoring that moment) there is no state yet and the binary starts
+        from the initial values compiled into it.
+        """
+        from brian2 import Quantity, get_device
+
+        device = get_device()
+        if not self._built:
+            start = time.perf_counter()
+            self.network.run(self.periods_per_run * self.period, namespace={})
+            device.build(directory=str(self._build_dir()), compile=True, run=False, with_output=False)
+            self.timings["build"].append(time.perf_counter() - start)
+            self._built = True
+        merged, tables = self._run_inputs(values)
+        run_values = {}
+        if self._state is not None:
+            run_values = {(obj, name): self._state[self._key(obj, name)] for obj, name in self.variables}
+        run_values.update({key: np.asarray(value) for key, value in merged.items()})
+        run_args = {
+            getattr(obj, name): Quantity(value, dim=obj.variables[name].dim)  # raw arrays get their unit back
+            for (obj, name), value in run_values.items()
+        }
+        for table, content in tables.items():
+            run_args[table] = np.ascontiguousarray(content, dtype=float)
+        device.run(directory=str(self._build_dir()), with_output=False, run_args=run_args)
+        self._delete_run_args(device)
+        self._state = {
+            self._key(obj, name): np.array(obj.variables[name].get_value()) for obj, name in self.variables
+        }
+
+    def _build_dir(self) -> Path:
+        if self.build_dir is None:
+            from brian2 import get_device
+
+            directory = getattr(get_device(), "build_options", {}).get("directory")
+            if directory is None:
+                raise ValueError(
+                    "build_dir: give a standalone build folder (or select_device(..., build_dir))"
+                )
+            self.build_dir = Path(directory)
+        return self.build_dir
+
+    @staticmethod
+    def _delete_run_args(device) -> None:
+        """Remove the arrays this run wrote for ``run_args`` (every run writes new ones)."""
+        static = Path(device.project_dir) / "static_arrays"
+        for name in device.run_args_arrays:
+            (static / name).unlink(missing_ok=True)
+            (static / (name + ".lock")).unlink(missing_ok=True)
+        device.run_args_arrays.clear()
+
+    # ----------------------------------------------------------------------------------
+    # Monitors
+    def _new(self, monitor, key: str, names: list[str]) -> dict[str, np.ndarray]:
+        """Events of ``monitor`` since the last read (standalone monitors restart every run)."""
+        first = 0 if self.standalone else self._read[key]
+        data = {"i": np.asarray(monitor.i[:])[first:]}
+        for name in names:
+            data[name] = np.asarray(getattr(monitor, name)[:])[first:]
+        if not self.standalone:
+            self._read[key] += len(data["i"])
+        return data
+
+    def _collect(self) -> RunRecord:
+        env = self.env
+        tr = self._new(env.transitions, "transitions", ["action", "reward", "terminated", "truncated"])
+        ob = self._new(env.observed, "observed", ["obs_prev", "obs"])
+        ep = self._new(env.episodes, "episodes", ["episode_return", "episode_steps"])
+        d = env.obs_dim
+        n = len(tr["i"])
+        # Observation events come in blocks of d per transition, in neuron order within a period.
+        obs_prev = ob["obs_prev"].reshape(n, d) if n else np.zeros((0, d))
+        obs = ob["obs"].reshape(n, d) if n else np.zeros((0, d))
+        return RunRecord(
+            copy=tr["i"].astype(int),
+            obs=obs_prev,
+            action=tr["action"].astype(int),
+            reward=tr["reward"].astype(float),
+            next_obs=obs,
+            terminated=tr["terminated"].astype(bool),
+            truncated=tr["truncated"].astype(bool),
+            episode_copy=ep["i"].astype(int),
+            episode_return=ep["episode_return"].astype(float),
+            episode_length=ep["episode_steps"].astype(int),
+        )
