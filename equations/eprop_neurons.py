@@ -29,7 +29,7 @@ indices below):
     \\psi_j^t &= \\frac{\\gamma_{pd}}{v_{th}}
                 \\max\\Big(0, 1 - \\Big|\\frac{v_j^t - A_j^t}{v_{th}}\\Big|\\Big)\\,[r_j^t = 0]
 
-:math:`r_j^t` counts the refractory steps left (``n_ref`` steps after a spike, during
+:math:`r_j^t` counts the refractory steps left (``refractory_steps`` after a spike, during
 which the neuron cannot spike and :math:`\\psi = 0`); :math:`\\psi` is the
 pseudo-derivative standing in for :math:`\\partial z / \\partial v`. Each neuron
 also keeps two filtered spike trains:
@@ -73,14 +73,16 @@ Spikes go into a buffer ``I_syn`` (not straight into ``v``) so that the update i
 step 5 can decay ``v`` first, as the discrete map says; the update re-evaluates the
 threshold condition on the unchanged state to know which neurons spiked, so the
 neurons need neither a reset nor a Brian2 refractory mechanism.
+
+The constants (``alpha``, ``kappa``, ``rho``, ``beta``, ``v_th``, ``gamma_pd``,
+``refractory_steps``, ``input_rate_hz``) come from
+:meth:`nmbrl_brian.snn.config.SpikingNetworkConfig.namespace`: the decay factors and the
+refractory steps derived from the time constants, the others under their config names.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-import numpy as np
-from brian2 import Equations, Hz, Quantity, ms
+from brian2 import Equations
 
 NEURON_MODELS = ("LIF", "ALIF")
 INPUT_KINDS = ("poisson", "current", "timed")
@@ -111,7 +113,7 @@ _RECURRENT_UPDATE = """
 z = int(v > {A} and ref_left <= 0)
 v = alpha*v + I_syn - v_th*z
 I_syn = 0
-{adapt}ref_left = z*n_ref + (1 - z)*clip(ref_left - 1, 0, n_ref)
+{adapt}ref_left = z*refractory_steps + (1 - z)*clip(ref_left - 1, 0, refractory_steps)
 zbar = alpha*zbar + z
 zbar_out = kappa*zbar_out + z
 psi = gamma_pd/v_th * clip(1 - abs(v - {A})/v_th, 0, 1) * int(ref_left <= 0)
@@ -167,7 +169,7 @@ zbar = alpha*zbar + s
 s = {source}
 """
 _INPUT_SOURCES = {
-    "poisson": "int(rand() < x*max_rate*dt)",
+    "poisson": "int(rand() < x*input_rate_hz*dt/second)",
     "current": "x",
     "timed": "{timed_array}(t, i)",
 }
@@ -176,7 +178,7 @@ _INPUT_SOURCES = {
 def input_update(kind: str, timed_array_name: str = "input_values") -> str:
     """Abstract code of the input neurons' step for input ``kind`` (see :data:`INPUT_KINDS`).
 
-    ``poisson``: spike with probability ``x * max_rate * dt``; ``current``: send ``x``;
+    ``poisson``: spike with probability ``x * input_rate_hz * dt``; ``current``: send ``x``;
     ``timed``: send row ``t/dt`` of a TimedArray called ``timed_array_name`` (fixed test
     spikes or currents).
     """
@@ -230,74 +232,3 @@ READOUT_BIAS_UPDATE = """
 b -= lr_b*grad_b
 grad_b = 0
 """
-
-# --------------------------------------------------------------------------------------
-# Parameters
-# --------------------------------------------------------------------------------------
-
-
-def _quantity(value: Quantity):
-    """A dataclass default for a Brian2 quantity (quantities are mutable arrays)."""
-    return field(default_factory=lambda: value)
-
-
-@dataclass(frozen=True)
-class EpropNeuronParams:
-    """Parameters of the e-prop neurons and readouts, with units."""
-
-    model: str = "LIF"
-    """``"LIF"`` or ``"ALIF"`` (adaptive threshold)."""
-    tau_m: Quantity = _quantity(20 * ms)
-    """Membrane time constant of the recurrent neurons."""
-    tau_out: Quantity = _quantity(20 * ms)
-    """Time constant of the leaky readouts (and of the eligibility-trace filter kappa)."""
-    tau_adapt: Quantity = _quantity(200 * ms)
-    """Time constant of threshold adaptation (ALIF)."""
-    beta: float = 0.5
-    """Threshold increase per unit of adaptation (ALIF; ignored for LIF)."""
-    v_th: float = 1.0
-    """Baseline threshold (dimensionless; also the reset amount)."""
-    refractory: Quantity = _quantity(2 * ms)
-    """Refractory period after a spike (rounded to whole steps)."""
-    gamma_pd: float = 0.3
-    """Dampening factor of the pseudo-derivative."""
-    dt: Quantity = _quantity(1 * ms)
-    """Time step of the discrete dynamics."""
-    max_rate: Quantity = _quantity(200 * Hz)
-    """Firing rate of a Poisson input neuron at ``x = 1``."""
-
-    def __post_init__(self) -> None:
-        _check_model(self.model)
-
-    @property
-    def alpha(self) -> float:
-        """Membrane decay per step, ``exp(-dt/tau_m)``."""
-        return float(np.exp(-float(self.dt / self.tau_m)))
-
-    @property
-    def kappa(self) -> float:
-        """Readout decay per step, ``exp(-dt/tau_out)``."""
-        return float(np.exp(-float(self.dt / self.tau_out)))
-
-    @property
-    def rho(self) -> float:
-        """Adaptation decay per step, ``exp(-dt/tau_adapt)``."""
-        return float(np.exp(-float(self.dt / self.tau_adapt)))
-
-    @property
-    def n_ref(self) -> int:
-        """Refractory period in whole steps."""
-        return int(round(float(self.refractory / self.dt)))
-
-    def namespace(self) -> dict:
-        """Constants for Brian2's ``namespace=`` (decay factors precomputed in Python)."""
-        return {
-            "alpha": self.alpha,
-            "kappa": self.kappa,
-            "rho": self.rho,
-            "beta": float(self.beta) if self.model == "ALIF" else 0.0,
-            "v_th": float(self.v_th),
-            "gamma_pd": float(self.gamma_pd),
-            "n_ref": float(self.n_ref),
-            "max_rate": self.max_rate,
-        }

@@ -39,12 +39,12 @@ move to step ``t``. The weight update runs every ``K`` steps in the ``end`` slot
 one update applies the contributions of the ``K`` steps before it.
 
 Activity-sparse mode. A trace update is skipped (the trace set to exactly 0, nothing
-accumulated) when it would add nothing above ``eps_skip``: the postsynaptic
+accumulated) when it would add nothing above ``sparse_eps``: the postsynaptic
 pseudo-derivative is 0 or the magnitude of the presynaptic :math:`\\bar z` is below
-``eps_skip`` (inputs may send signed currents, so :math:`\\bar z` can be negative), and
-the magnitude of the trace itself (and of :math:`\\epsilon^a`) is below ``eps_skip``. A skipped synapse
+``sparse_eps`` (inputs may send signed currents, so :math:`\\bar z` can be negative), and
+the magnitude of the trace itself (and of :math:`\\epsilon^a`) is below ``sparse_eps``. A skipped synapse
 holds zeros, so staying asleep is exact; the only difference from dense updates is
-the dropped tail below ``eps_skip``. Each synapse counts its own performed updates
+the dropped tail below ``sparse_eps``. Each synapse counts its own performed updates
 (an integer state variable, so no two threads write the same counter).
 
 Sparse connectivity is sparse RTRL for free: traces are synaptic state variables,
@@ -53,7 +53,6 @@ so they exist only for the synapses created under connection probability ``p``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 # --------------------------------------------------------------------------------------
 # Learning synapses (input -> recurrent, recurrent -> recurrent)
@@ -91,9 +90,9 @@ grad += {gate}L_post*ebar
 ebar = {gate}(kappa*ebar + psi_post*(zbar_pre - beta*eps_a))
 eps_a = {gate}(psi_post*zbar_pre + (rho - psi_post*beta)*eps_a)
 """
-_ACTIVE_LIF = "active = int(abs(ebar) > eps_skip or (psi_post > 0 and abs(zbar_pre) > eps_skip))\n"
+_ACTIVE_LIF = "active = int(abs(ebar) > sparse_eps or (psi_post > 0 and abs(zbar_pre) > sparse_eps))\n"
 _ACTIVE_ALIF = (
-    "active = int(abs(ebar) > eps_skip or abs(eps_a) > eps_skip or (psi_post > 0 and abs(zbar_pre) > eps_skip))\n"
+    "active = int(abs(ebar) > sparse_eps or abs(eps_a) > sparse_eps or (psi_post > 0 and abs(zbar_pre) > sparse_eps))\n"
 )
 _COUNT = "n_trace_updates += active\n"
 
@@ -150,19 +149,3 @@ def readout_synapse_equations(feedback: str) -> str:
     if feedback not in FEEDBACK_KINDS:
         raise ValueError(f"feedback: expected one of {', '.join(FEEDBACK_KINDS)}, got {feedback!r}")
     return _READOUT_SYNAPSE + (SYMMETRIC_FEEDBACK if feedback == "symmetric" else "")
-
-
-@dataclass(frozen=True)
-class EpropSynapseParams:
-    """Settings of the learning synapses."""
-
-    update_interval_steps: int = 20
-    """Apply and clear the accumulated gradients every this many time steps."""
-    activity_sparse: bool = False
-    """Skip trace updates that would add nothing above ``eps_skip`` (and count them)."""
-    eps_skip: float = 1e-6
-    """Skip criterion of the activity-sparse mode (traces and zbar below it count as 0)."""
-
-    def namespace(self) -> dict:
-        """Constants for Brian2's ``namespace=``."""
-        return {"eps_skip": float(self.eps_skip)}

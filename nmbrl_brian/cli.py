@@ -1,4 +1,4 @@
-"""Command line: ``nmbrl run`` (also ``python -m nmbrl_brian run``) and ``nmbrl config``.
+"""Command line: ``nmbrl run`` (also ``python -m nmbrl_brian run``), ``build``, ``read`` and ``config``.
 
 Bad input (unknown key, wrong type or value, missing file or optional dependency)
 prints one line naming the field and what is allowed, exits with code 2 and writes
@@ -32,8 +32,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--seed", type=int, help="the run's seed (overrides the config)")
     run.add_argument("--out", default="results", metavar="DIR", help="results root folder (default: results)")
-    run.add_argument("--device", help="Brian2 target, one of " + ", ".join(DEVICES) + " (overrides the config)")
+    run.add_argument(
+        "--device", help="Brian2 target, one of " + ", ".join(DEVICES) + " (overrides the config)"
+    )
     run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
+
+    build = sub.add_parser(
+        "build", help="write the standalone project of a config's closed loop (compiled once)"
+    )
+    build.add_argument("--config", metavar="FILE.toml")
+    build.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    build.add_argument("--seed", type=int, help="the run's seed (overrides the config)")
+    build.add_argument(
+        "--device", default="cpp_standalone", help="cpp_standalone (default) or cuda_standalone"
+    )
+    build.add_argument("--out", required=True, metavar="DIR", help="the project folder to create")
+
+    read = sub.add_parser("read", help="read back what a built project's binary wrote (after `make` there)")
+    read.add_argument("folder", metavar="DIR", help="a folder written by `nmbrl build`")
 
     cfg = sub.add_parser("config", help="print the resolved config, or every field with its documentation")
     cfg.add_argument("--config", metavar="FILE.toml")
@@ -66,6 +82,24 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _cmd_build(args) -> int:
+    from nmbrl_brian.config import load_config
+    from nmbrl_brian.training.standalone_project import build_project
+
+    config = load_config(args.config, args.overrides, seed=args.seed, device=args.device)
+    out = build_project(config, args.out)
+    print(f"project: {out} (`make` there compiles and runs it; then `nmbrl read {out}`)")
+    return 0
+
+
+def _cmd_read(args) -> int:
+    from nmbrl_brian.training.standalone_project import read_project
+
+    summary = read_project(args.folder)
+    print(" ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
+    return 0
+
+
 def _cmd_config(args) -> int:
     import json
 
@@ -83,9 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``nmbrl`` command; returns the exit code."""
     args = _parser().parse_args(argv)
     try:
-        if args.command == "run":
-            return _cmd_run(args)
-        return _cmd_config(args)
+        commands = {"run": _cmd_run, "build": _cmd_build, "read": _cmd_read, "config": _cmd_config}
+        return commands[args.command](args)
     except (ConfigError, DeviceError) as exc:
         print(f"nmbrl: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -111,6 +111,8 @@ class RunConfig:
                 self.env_id if self.environment != "equations" else self.environment,
             )
 
+        check_unused(self)
+
     @property
     def closed_loop_environment(self) -> str:
         """``"gymnasium"`` or ``"equations"``: the environment part a spiking agent runs with."""
@@ -130,6 +132,57 @@ class RunConfig:
     def to_json(self, path: str | Path) -> None:
         """Write the resolved configuration to ``path`` as JSON."""
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+# --------------------------------------------------------------------------------------
+# Fields a run does not use must stay at their defaults (never silently ignored)
+# --------------------------------------------------------------------------------------
+
+
+def unused_fields(config: RunConfig) -> dict[str, str]:
+    """The dotted fields that ``config``'s components do not use, each with the reason."""
+    unused: dict[str, str] = {}
+    if config.agent.kind == "dense_actor_critic":
+        for f in dataclasses.fields(SpikingNetworkConfig):
+            unused[f"network.{f.name}"] = (
+                "agent.kind is 'dense_actor_critic' (the network section is the spiking agent's)"
+            )
+        for name in ("environment", "periods_per_run"):
+            unused[name] = "agent.kind is 'dense_actor_critic' (a NumPy agent has no closed loop)"
+    else:
+        for f in dataclasses.fields(DenseNetworkConfig):
+            unused[f"dense.{f.name}"] = (
+                "agent.kind is 'spiking_actor_critic' (the dense section is the NumPy agent's)"
+            )
+        unused.update({f"network.{k}": v for k, v in config.network.unused_fields().items()})
+        unused["network.update_interval_steps"] = (
+            "the actor-critic updates its weights once per environment step"
+        )
+        unused["network.readout_learning_rate"] = (
+            "the actor-critic's readout step sizes are agent.actor_lr and agent.critic_lr"
+        )
+    if config.encoding.kind == "raw":
+        for name in ("neurons_per_dim", "width", "obs_low", "obs_high"):
+            unused[f"encoding.{name}"] = "encoding.kind is 'raw'"
+    return unused
+
+
+def _get(obj: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def check_unused(config: RunConfig) -> None:
+    """Raise :class:`ConfigError` for a field set to a non-default value that the run does not use."""
+    hints = typing.get_type_hints(RunConfig)
+    top_defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+    for path, reason in unused_fields(config).items():
+        section, _, name = path.rpartition(".")
+        default = getattr(hints[section](), name) if section else top_defaults[name]
+        value = _get(config, path)
+        if value != default:
+            raise ConfigError(path, f"its default {default!r}: it is not used, as {reason}", value)
 
 
 # --------------------------------------------------------------------------------------
@@ -313,5 +366,7 @@ def describe(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, str, An
         if dataclasses.is_dataclass(tp):
             rows.extend(describe(tp, prefix=f"{prefix}{f.name}."))
         else:
-            rows.append((f"{prefix}{f.name}", _type_name(tp), getattr(default_obj, f.name), docs.get(f.name, "")))
+            rows.append(
+                (f"{prefix}{f.name}", _type_name(tp), getattr(default_obj, f.name), docs.get(f.name, ""))
+            )
     return rows

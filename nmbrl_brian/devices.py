@@ -19,6 +19,7 @@ Three devices are supported:
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import warnings
 from dataclasses import dataclass
@@ -109,6 +110,10 @@ def select_device(name: str, build_dir: str | Path | None = None) -> DeviceSelec
             ) from exc
         force_cuda_cxx17()
         patch_cuda_clock_template(codeobject.CUDAStandaloneCodeObject.templater)
+        configure_curand()
+        if not gpu_visible():  # compile for an H100/H200 here; running needs a GPU
+            log.info("cuda_standalone: no GPU visible; projects compile but cannot run here")
+            configure_cuda_without_gpu()
     brian2.set_device(name, directory=str(build_dir), build_on_run=False)
     return DeviceSelection(name, None, build_dir)
 
@@ -240,3 +245,60 @@ def configure_cuda_without_gpu(compute_capability: float = 9.0, cuda_runtime_ver
     prefs.codegen.cpp.extra_compile_args_gcc = [
         f for f in prefs.codegen.cpp.extra_compile_args_gcc if f != "-march=native"
     ]
+
+
+def gpu_visible() -> bool:
+    """True if ``nvidia-smi -L`` lists a GPU."""
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi") is None:
+        return False
+    try:
+        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):  # pragma: no cover - depends on the machine
+        return False
+    return "GPU" in listing
+
+
+def configure_curand(cache_dir: str | Path | None = None) -> Path | None:
+    """Point brian2cuda's compiler at the cuRAND of the ``nvidia-curand`` wheel (extra ``cuda``).
+
+    A CUDA toolkit without cuRAND (as on the development machines) cannot link brian2cuda
+    projects; the wheel ships ``libcurand.so.<major>`` and ``curand.h``. This adds their
+    folders to ``prefs.codegen.cpp`` include, library and runtime-library dirs, with a
+    ``libcurand.so`` link (the linker looks for that name) in ``cache_dir``.
+
+    Returns
+    -------
+    Path or None
+        The wheel's library folder, or None if the wheel is not installed (then the
+        toolkit's own cuRAND, if any, is used).
+    """
+    import brian2
+
+    try:
+        spec = importlib.util.find_spec("nvidia.curand")
+    except ModuleNotFoundError:
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    root = Path(next(iter(spec.submodule_search_locations)))
+    libs = sorted((root / "lib").glob("libcurand.so*"))
+    if not libs:  # pragma: no cover - a broken wheel
+        return None
+    link_dir = Path(cache_dir) if cache_dir is not None else Path.home() / ".cache" / "nmbrl_brian" / "curand"
+    link_dir.mkdir(parents=True, exist_ok=True)
+    link = link_dir / "libcurand.so"
+    if not link.exists():
+        link.symlink_to(libs[0])
+    prefs = brian2.prefs.codegen.cpp
+    for name, folder in (
+        ("include_dirs", root / "include"),
+        ("library_dirs", link_dir),
+        ("runtime_library_dirs", root / "lib"),
+    ):
+        current = list(prefs[name])
+        if str(folder) not in current:
+            prefs[name] = current + [str(folder)]
+    return root / "lib"

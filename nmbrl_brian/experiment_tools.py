@@ -78,22 +78,26 @@ def _finished(run_dir: Path, config: RunConfig) -> bool:
     return int(pd.read_csv(metrics)["env_steps"].max()) >= config.total_env_steps
 
 
-def parallel_map(fn: Callable[[Any], Any], items: Sequence[Any], workers: int = 1) -> list[Any]:
+def parallel_map(
+    fn: Callable[[Any], Any], items: Sequence[Any], workers: int = 1, *, isolate: bool = False
+) -> list[Any]:
     """``[fn(item) for item in items]``, in up to ``workers`` fresh processes when ``workers > 1``.
 
     Each worker is *spawned*, so it starts its own Brian2 (devices and code-generation
     state are never shared; compiled cython code is shared through Brian2's file-locked
     cache). ``fn`` and the items must be picklable: a module-level function, or a
-    ``functools.partial`` of one.
+    ``functools.partial`` of one. ``isolate=True`` gives every item a fresh process
+    even with one worker (e.g. one standalone build per item).
     """
     items = list(items)
-    if workers <= 1 or len(items) <= 1:
+    if not isolate and (workers <= 1 or len(items) <= 1):
         return [fn(item) for item in items]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(items)), mp_context=context) as pool:
+    pool_kw = {"max_tasks_per_child": 1} if isolate else {}
+    with ProcessPoolExecutor(max_workers=min(workers, len(items)), mp_context=context, **pool_kw) as pool:
         return list(pool.map(fn, items))
 
 

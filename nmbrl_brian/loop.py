@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from nmbrl_brian.devices import active_device_is_standalone, check_no_network_operations
+from nmbrl_brian.errors import DeviceError
 from nmbrl_brian.parts.agent import ActorCriticPart
 from nmbrl_brian.parts.base import EnvironmentPart
 
@@ -282,6 +283,53 @@ class ClosedLoop:
         gc.freeze()  # Network.run's own gc.collect() calls then skip the long-lived objects
         self.network.run(n * self.period, namespace={})
 
+    def build(self, directory=None, *, values: dict | None = None) -> dict:
+        """Generate and compile the standalone project without running it.
+
+        ``values`` (e.g. the head's mode) and the parts' first tables become the
+        project's initial values, so running the binary as it is simulates the first
+        ``periods_per_run`` periods from scratch. Returns a manifest of the result files
+        (state variables and monitors): name, file, dtype and size, for reading the
+        results back without Brian2 (:func:`read_standalone_results`).
+        """
+        if not self.standalone:
+            raise ValueError("build: needs a standalone device (cpp_standalone or cuda_standalone)")
+        from brian2 import get_device
+
+        if directory is not None:
+            self.build_dir = Path(directory)
+        merged, tables = self._run_inputs(dict(values or {}))
+        for (obj, name), value in merged.items():
+            obj.variables[name].set_value(np.asarray(value))
+        for table, content in tables.items():
+            table.values[:] = content
+        self._compile()
+        device = get_device()
+        entries = []
+        monitors = [self.env.transitions, self.env.observed, self.env.episodes]
+        recorded = [(m, name) for m in monitors for name in ("i", *m.record_variables)]
+        for obj, name in [*self.variables, *recorded]:
+            var = obj.variables[name]
+            entries.append(
+                {
+                    "name": self._key(obj, name),
+                    "file": device.get_array_filename(var),
+                    "dtype": np.dtype(var.dtype).str,
+                    "dynamic": bool(getattr(var, "dynamic", False)),
+                    "size": None if getattr(var, "dynamic", False) else int(var.size),
+                }
+            )
+        return {"periods_per_run": self.periods_per_run, "period_s": float(self.period), "arrays": entries}
+
+    def _compile(self) -> None:
+        from brian2 import get_device
+
+        start = time.perf_counter()
+        self.network.run(self.periods_per_run * self.period, namespace={})
+        get_device().build(directory=str(self._build_dir()), compile=True, run=False, with_output=False)
+        self.timings["build"].append(time.perf_counter() - start)
+        self._built = True
+
     def _standalone_run(self, values: dict) -> None:
         """One execution of the compiled project (generated and compiled on the first call).
 
@@ -293,11 +341,15 @@ class ClosedLoop:
 
         device = get_device()
         if not self._built:
-            start = time.perf_counter()
-            self.network.run(self.periods_per_run * self.period, namespace={})
-            device.build(directory=str(self._build_dir()), compile=True, run=False, with_output=False)
-            self.timings["build"].append(time.perf_counter() - start)
-            self._built = True
+            self._compile()
+        if type(device).__name__ == "CUDAStandaloneDevice":
+            from nmbrl_brian.devices import gpu_visible
+
+            if not gpu_visible():
+                raise DeviceError(
+                    "device: cuda_standalone found no GPU to run on (nvidia-smi -L lists none); the project "
+                    f"is compiled in {self._build_dir()} (`nmbrl build --device cuda_standalone` compiles without one)"
+                )
         merged, tables = self._run_inputs(values)
         run_values = {}
         if self._state is not None:
@@ -370,3 +422,26 @@ class ClosedLoop:
             episode_return=ep["episode_return"].astype(float),
             episode_length=ep["episode_steps"].astype(int),
         )
+
+
+def read_standalone_results(directory, manifest: dict) -> dict[str, np.ndarray]:
+    """The arrays a standalone run of a built loop wrote to ``directory/results``, by name.
+
+    Parameters
+    ----------
+    directory : str or Path
+        The project folder (holding ``results/`` after the binary ran).
+    manifest : dict
+        What :meth:`ClosedLoop.build` returned.
+    """
+    results = Path(directory) / "results"
+    out = {}
+    for entry in manifest["arrays"]:
+        path = results / entry["file"]
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no result (has the binary run? `make` in {directory})")
+        data = np.fromfile(path, dtype=np.dtype(entry["dtype"]))
+        if entry["size"] is not None and data.size != entry["size"]:
+            raise ValueError(f"{path}: expected {entry['size']} values, found {data.size}")
+        out[entry["name"]] = data
+    return out

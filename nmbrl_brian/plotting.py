@@ -82,4 +82,3 @@ def save_figure(ax, path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-

@@ -29,39 +29,68 @@ def brian_prefs():
 def tiny_config(**overrides) -> SpikingNetworkConfig:
     """5 inputs -> 8 recurrent -> 2 readouts, strong enough weights to spike often."""
     kw = dict(
-        n_recurrent=N_REC, p_input=0.8, p_recurrent=0.5, input_weight_scale=3.0, recurrent_weight_scale=1.0,
-        update_interval_steps=50, learning_rate=1e-3, readout_learning_rate=1e-4, beta=0.3, tau_adapt_ms=100.0,
+        n_recurrent=N_REC,
+        p_input=0.8,
+        p_recurrent=0.5,
+        input_weight_scale=3.0,
+        recurrent_weight_scale=1.0,
+        update_interval_steps=50,
+        learning_rate=1e-3,
+        readout_learning_rate=1e-4,
+        beta=0.3,
+        tau_adapt_ms=100.0,
     )
     kw.update(overrides)
     return SpikingNetworkConfig(**kw)
 
 
-def fixed_inputs(steps: int = T, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """Fixed input spikes (15 % per step) and smooth supervised targets."""
+def fixed_inputs(steps: int = T, seed: int = 3, signed: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed input spikes (15 % per step; signed: currents of +-1) and smooth supervised targets."""
     rng = np.random.default_rng(seed)
     spikes = (rng.random((steps, N_IN)) < 0.15).astype(float)
+    if signed:
+        spikes *= rng.choice([-1.0, 1.0], size=spikes.shape)
     t = np.arange(steps)
     targets = np.stack([np.sin(t / 20.0), 0.5 * np.cos(t / 15.0)], axis=1)
     return spikes, targets
 
 
-def run_brian_and_reference(cfg: SpikingNetworkConfig, target: str, steps: int = T, seed: int = 2) -> dict:
+def run_brian_and_reference(
+    cfg: SpikingNetworkConfig, target: str, steps: int = T, seed: int = 2, signed: bool = False
+) -> dict:
     """Run the Brian2 network and the reference side by side; return both histories (steps x ...)."""
     prefs.codegen.target = target
-    spikes, targets = fixed_inputs(steps)
-    net = build_eprop_network(N_IN, N_OUT, cfg, input_kind="timed", error_mode="supervised", seed=seed,
-                              name_prefix="tiny", input_values=spikes, targets=targets)
+    spikes, targets = fixed_inputs(steps, signed=signed)
+    net = build_eprop_network(
+        N_IN,
+        N_OUT,
+        cfg,
+        input_kind="timed",
+        error_mode="supervised",
+        seed=seed,
+        name_prefix="tiny",
+        input_values=spikes,
+        targets=targets,
+    )
     ref = reference_from_network(net)
     rec_vars = ["v", "psi", "L", "zbar", "zbar_out"] + (["a"] if cfg.neuron_model == "ALIF" else [])
-    syn_vars = ["w"] + (["ebar", "grad"] + (["eps_a"] if cfg.neuron_model == "ALIF" else []) if cfg.hidden_learning else [])
+    syn_vars = ["w"] + (
+        ["ebar", "grad"] + (["eps_a"] if cfg.neuron_model == "ALIF" else []) if cfg.hidden_learning else []
+    )
     mons = {
         "rec": StateMonitor(net.recurrent, rec_vars, record=True, when="end", order=100, name="mon_rec"),
-        "out": StateMonitor(net.readout, ["y", "err", "b", "grad_b"], record=True, when="end", order=100, name="mon_out"),
-        "syn_out": StateMonitor(net.syn_out, ["w", "grad"], record=True, when="end", order=100, name="mon_syn_out"),
+        "out": StateMonitor(
+            net.readout, ["y", "err", "b", "grad_b"], record=True, when="end", order=100, name="mon_out"
+        ),
+        "syn_out": StateMonitor(
+            net.syn_out, ["w", "grad"], record=True, when="end", order=100, name="mon_syn_out"
+        ),
         "syn_in": StateMonitor(net.syn_in, syn_vars, record=True, when="end", order=100, name="mon_syn_in"),
     }
     if net.syn_rec is not None:
-        mons["syn_rec"] = StateMonitor(net.syn_rec, syn_vars, record=True, when="end", order=100, name="mon_syn_rec")
+        mons["syn_rec"] = StateMonitor(
+            net.syn_rec, syn_vars, record=True, when="end", order=100, name="mon_syn_rec"
+        )
     brian_net = Network(*net.objects, *mons.values())
     brian_net.run(steps * cfg.dt_ms * ms, namespace={})
 
@@ -73,7 +102,7 @@ def run_brian_and_reference(cfg: SpikingNetworkConfig, target: str, steps: int =
         got[f"out.{var}"] = np.asarray(getattr(mons["out"], var)).T
     for key in ("syn_in", "syn_rec", "syn_out"):
         if key in mons:
-            for var in (["w", "grad"] if key == "syn_out" else syn_vars):
+            for var in ["w", "grad"] if key == "syn_out" else syn_vars:
                 got[f"{key}.{var}"] = np.asarray(getattr(mons[key], var)).T
     ref_spikes = 0
     hist: dict[str, list] = {k: [] for k in got}
@@ -95,8 +124,15 @@ def run_brian_and_reference(cfg: SpikingNetworkConfig, target: str, steps: int =
                 for var in syn_vars[1:]:
                     hist[f"{key}.{var}"].append(ref.syn[short][var][j, i].copy())
     want = {k: np.array(v) for k, v in hist.items()}
-    return {"got": got, "want": want, "net": net, "ref": ref, "brian_spikes": int(net.spikes_rec.num_spikes),
-            "ref_spikes": ref_spikes, "monitors": mons}
+    return {
+        "got": got,
+        "want": want,
+        "net": net,
+        "ref": ref,
+        "brian_spikes": int(net.spikes_rec.num_spikes),
+        "ref_spikes": ref_spikes,
+        "monitors": mons,
+    }
 
 
 def max_rel_err(got: np.ndarray, want: np.ndarray) -> float:
@@ -125,7 +161,12 @@ def assert_histories_agree(result: dict, rtol: float = 1e-6) -> None:
 
 @pytest.mark.parametrize(
     ("model", "recurrent", "feedback"),
-    [("LIF", True, "symmetric"), ("LIF", False, "random"), ("ALIF", True, "random"), ("ALIF", False, "symmetric")],
+    [
+        ("LIF", True, "symmetric"),
+        ("LIF", False, "random"),
+        ("ALIF", True, "random"),
+        ("ALIF", False, "symmetric"),
+    ],
 )
 def test_brian_matches_numpy_reference(model, recurrent, feedback):
     cfg = tiny_config(neuron_model=model, recurrent=recurrent, feedback=feedback)
@@ -149,8 +190,16 @@ def test_external_error_written_between_runs_matches_reference():
     prefs.codegen.target = "numpy"
     cfg = tiny_config(update_interval_steps=20)
     spikes, _ = fixed_inputs(200)
-    net = build_eprop_network(N_IN, N_OUT, cfg, input_kind="timed", error_mode="external", seed=5,
-                              name_prefix="ext", input_values=spikes)
+    net = build_eprop_network(
+        N_IN,
+        N_OUT,
+        cfg,
+        input_kind="timed",
+        error_mode="external",
+        seed=5,
+        name_prefix="ext",
+        input_values=spikes,
+    )
     ref = reference_from_network(net)
     brian_net = Network(*net.objects)
     rng = np.random.default_rng(1)
@@ -213,11 +262,27 @@ def bptt_gradients(ref, x: np.ndarray, targets: np.ndarray) -> dict[str, np.ndar
 def test_eprop_gradient_equals_bptt_without_recurrence(model):
     prefs.codegen.target = "numpy"
     steps = 200
-    cfg = tiny_config(neuron_model=model, recurrent=False, feedback="symmetric", update_interval_steps=10_000,
-                      learning_rate=0.0, readout_learning_rate=0.0, tau_out_ms=30.0)
+    cfg = tiny_config(
+        neuron_model=model,
+        recurrent=False,
+        feedback="symmetric",
+        update_interval_steps=10_000,
+        learning_rate=0.0,
+        readout_learning_rate=0.0,
+        tau_out_ms=30.0,
+    )
     spikes, targets = fixed_inputs(steps + 1, seed=7)
-    net = build_eprop_network(N_IN, N_OUT, cfg, input_kind="timed", error_mode="supervised", seed=11,
-                              name_prefix="grad", input_values=spikes, targets=targets)
+    net = build_eprop_network(
+        N_IN,
+        N_OUT,
+        cfg,
+        input_kind="timed",
+        error_mode="supervised",
+        seed=11,
+        name_prefix="grad",
+        input_values=spikes,
+        targets=targets,
+    )
     ref = reference_from_network(net)
     bptt = bptt_gradients(ref, spikes[:steps], targets[:steps])
     # The accumulators of step t hold the contributions of steps < t: run one step more.
@@ -229,7 +294,11 @@ def test_eprop_gradient_equals_bptt_without_recurrence(model):
     i, j = net.connectivity()["in"]
     i_out, j_out = net.connectivity()["out"]
     eprop = {"w_in": net.syn_in.grad[:], "w_out": net.syn_out.grad[:], "b_out": net.readout.grad_b[:]}
-    reference = {"w_in": ref.syn["in"]["grad"][j, i], "w_out": ref.grad_out[j_out, i_out], "b_out": ref.grad_b}
+    reference = {
+        "w_in": ref.syn["in"]["grad"][j, i],
+        "w_out": ref.grad_out[j_out, i_out],
+        "b_out": ref.grad_b,
+    }
     exact = {"w_in": bptt["w_in"][j, i], "w_out": bptt["w_out"][j_out, i_out], "b_out": bptt["b_out"]}
     for key in exact:
         err = max_rel_err(eprop[key], exact[key])
@@ -269,7 +338,7 @@ def sparse_error_bound(cfg: SpikingNetworkConfig, ns: dict, sum_abs_l: np.ndarra
     the dropped amounts decay through the trace filters (kappa, and rho for eps_a), and
     every skipped accumulation misses at most |L| eps.
     """
-    eps, kappa, rho, beta = ns["eps_skip"], ns["kappa"], ns["rho"], ns["beta"]
+    eps, kappa, rho, beta = ns["sparse_eps"], ns["kappa"], ns["rho"], ns["beta"]
     psi_max = ns["gamma_pd"] / ns["v_th"]
     if cfg.neuron_model == "ALIF":
         drop_a = (psi_max + rho + psi_max * beta) * eps
@@ -281,13 +350,16 @@ def sparse_error_bound(cfg: SpikingNetworkConfig, ns: dict, sum_abs_l: np.ndarra
     return lr * sum_abs_l * (eps + delta_e)
 
 
+@pytest.mark.parametrize("signed", [False, True], ids=["spikes", "signed_currents"])
 @pytest.mark.parametrize("model", ["LIF", "ALIF"])
-def test_activity_sparse_matches_dense_within_skip_tolerance(model):
+def test_activity_sparse_matches_dense_within_skip_tolerance(model, signed):
+    """Skipping trace updates changes weights by less than the skipped amounts can; with signed
+    input currents too (zbar < 0 is activity: the gate tests its magnitude)."""
     runs = {}
     for sparse in (False, True):
         brian2.start_scope()
         cfg = tiny_config(neuron_model=model, activity_sparse=sparse, sparse_eps=1e-4)
-        runs[sparse] = run_brian_and_reference(cfg, "numpy")
+        runs[sparse] = run_brian_and_reference(cfg, "numpy", signed=signed)
     dense, sparse = runs[False], runs[True]
     assert_histories_agree(sparse)  # the reference implements the skip rule too
     assert dense["brian_spikes"] == sparse["brian_spikes"], "skipping tiny traces should not change spikes"
@@ -305,7 +377,9 @@ def test_activity_sparse_matches_dense_within_skip_tolerance(model):
             f"{model} {key}: sparse and dense weights differ by up to {diff.max():.3g} (bound {bound.max():.3g})"
         )
         change = np.max(np.abs(dense["got"][key][-1] - dense["got"][key][0]))
-        assert diff.max() < 0.05 * change, f"{key}: the skip error should be small next to the learning itself"
+        assert diff.max() < 0.05 * change, (
+            f"{key}: the skip error should be small next to the learning itself"
+        )
 
 
 # --------------------------------------------------------------------------------------

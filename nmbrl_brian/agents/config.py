@@ -20,9 +20,12 @@ class AgentConfig:
     trace_decay: float = 0.8
     """Eligibility-trace decay lambda of TD(lambda), in [0, 1]."""
     actor_lr: float = 0.01
-    """Step size of the actor (policy) parameters."""
+    """Normalised step size of the actor: one decision moves the policy logits by about
+    ``actor_lr * delta * (onehot(a) - pi)`` (its features or eligibilities have unit norm: the dense
+    agent normalises its features, the spiking agent divides its learning signals by the squared
+    norm of the readouts' eligibility vector, as in normalised LMS)."""
     critic_lr: float = 0.05
-    """Step size of the critic (value) parameters."""
+    """Normalised step size of the critic: one step moves the value by about ``critic_lr * delta``."""
 
     def __post_init__(self) -> None:
         if self.kind not in AGENT_KINDS:

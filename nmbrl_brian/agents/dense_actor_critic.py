@@ -323,7 +323,11 @@ class DenseActorCritic(BaseAgent):
         """
         p = self.params
         forward = sum(p[k].size for k in ("hidden_w", "critic_w", "actor_w") if k in p)
-        macs = self.forward_passes * forward + self.encodings * self.encoder.size + self.steps * 6 * self.theta.size
+        macs = (
+            self.forward_passes * forward
+            + self.encodings * self.encoder.size
+            + self.steps * 6 * self.theta.size
+        )
         return OperationCounts(macs=int(macs), weight_updates=int(self.steps * self.theta.size))
 
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from brian2 import NeuronGroup, Synapses, TimedArray, linked_var, ms
+from brian2 import NeuronGroup, Synapses, TimedArray, linked_var
 
 from nmbrl_brian.agents.config import AgentConfig
 from nmbrl_brian.encoding import EncodingConfig, PopulationEncoder
@@ -89,7 +89,7 @@ class ActorCriticPart(Part):
         self.seeds = [int(s) for s in seeds]
         self.n_copies = b = len(self.seeds)
         self.prefix = prefix
-        self.period = network.steps_per_env_step * network.dt_ms * ms
+        self.period = network.period
         self.encoder = PopulationEncoder(encoding, obs_dim)
         n_out = self.n_actions + 1
         learn_hidden = network.hidden_learning

@@ -1,9 +1,15 @@
-"""Settings of an e-prop spiking network (config section ``network``)."""
+"""Settings of an e-prop spiking network (config section ``network``).
+
+:class:`SpikingNetworkConfig` is the one place where the network's parameters are
+defined (the unit is in the field name: ``_ms``, ``_hz``); its :meth:`~SpikingNetworkConfig.namespace`
+hands them to Brian2 under the same names, beside the constants derived from them.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from nmbrl_brian.errors import ConfigError
 
@@ -71,6 +77,80 @@ class SpikingNetworkConfig:
     feedback_weight_scale: float = 1.0
     """Random feedback weights ~ N(0, scale^2 / n_outputs)."""
 
+    # ----------------------------------------------------------------------------------
+    # Derived constants and the Brian2 namespace
+    @property
+    def dt(self):
+        """The time step as a Brian2 quantity."""
+        from brian2 import ms
+
+        return self.dt_ms * ms
+
+    @property
+    def period(self):
+        """Network time of one environment step (``steps_per_env_step * dt``) as a Brian2 quantity."""
+        return self.steps_per_env_step * self.dt
+
+    @property
+    def alpha(self) -> float:
+        """Membrane decay per step, ``exp(-dt/tau_m)``."""
+        return math.exp(-self.dt_ms / self.tau_m_ms)
+
+    @property
+    def kappa(self) -> float:
+        """Readout (and eligibility-trace filter) decay per step, ``exp(-dt/tau_out)``."""
+        return math.exp(-self.dt_ms / self.tau_out_ms)
+
+    @property
+    def rho(self) -> float:
+        """Adaptation decay per step, ``exp(-dt/tau_adapt)``."""
+        return math.exp(-self.dt_ms / self.tau_adapt_ms)
+
+    @property
+    def refractory_steps(self) -> int:
+        """The refractory period in whole steps."""
+        return int(round(self.refractory_ms / self.dt_ms))
+
+    def namespace(self) -> dict[str, Any]:
+        """Constants for Brian2's ``namespace=``: derived decay factors, then parameters under their own names."""
+        return {
+            "alpha": self.alpha,
+            "kappa": self.kappa,
+            "rho": self.rho,
+            "refractory_steps": float(self.refractory_steps),
+            "beta": float(self.beta) if self.neuron_model == "ALIF" else 0.0,
+            "v_th": float(self.v_th),
+            "gamma_pd": float(self.gamma_pd),
+            "input_rate_hz": float(self.input_rate_hz),
+            "sparse_eps": float(self.sparse_eps),
+        }
+
+    def unused_fields(self) -> dict[str, str]:
+        """Fields that these settings make irrelevant, each with the reason (see :func:`nmbrl_brian.config.check_unused`)."""
+        unused = {}
+        if self.neuron_model == "LIF":
+            for name in ("tau_adapt_ms", "beta"):
+                unused[name] = "neuron_model is 'LIF' (no adaptation)"
+        if self.input_kind != "poisson":
+            unused["input_rate_hz"] = f"input_kind is {self.input_kind!r}"
+        if not self.recurrent:
+            for name in ("p_recurrent", "recurrent_weight_scale"):
+                unused[name] = "recurrent is false"
+        if not self.activity_sparse:
+            unused["sparse_eps"] = "activity_sparse is false"
+        if not self.hidden_learning:
+            for name in (
+                "learning_rate",
+                "feedback",
+                "feedback_weight_scale",
+                "activity_sparse",
+                "sparse_eps",
+            ):
+                unused[name] = "hidden_learning is false"
+        elif self.feedback == "symmetric":
+            unused["feedback_weight_scale"] = "feedback is 'symmetric'"
+        return unused
+
     def __post_init__(self) -> None:
         def need(ok: bool, name: str, allowed: str) -> None:
             if not ok:
@@ -82,7 +162,9 @@ class SpikingNetworkConfig:
 
         def non_negative(name: str) -> None:
             value = getattr(self, name)
-            need(isinstance(value, (int, float)) and math.isfinite(value) and value >= 0, name, "a number >= 0")
+            need(
+                isinstance(value, (int, float)) and math.isfinite(value) and value >= 0, name, "a number >= 0"
+            )
 
         def probability(name: str) -> None:
             value = getattr(self, name)
@@ -119,8 +201,12 @@ class SpikingNetworkConfig:
         need(isinstance(self.hidden_learning, bool), "hidden_learning", "true or false")
         for name in ("learning_rate", "readout_learning_rate"):
             non_negative(name)
-        for name in ("input_weight_scale", "recurrent_weight_scale", "readout_weight_scale",
-                     "feedback_weight_scale"):
+        for name in (
+            "input_weight_scale",
+            "recurrent_weight_scale",
+            "readout_weight_scale",
+            "feedback_weight_scale",
+        ):
             non_negative(name)
         need(
             self.input_rate_hz * self.dt_ms * 1e-3 <= 1.0,

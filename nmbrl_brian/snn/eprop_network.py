@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from brian2 import Clock, Hz, NeuronGroup, SpikeMonitor, Synapses, TimedArray, ms
+from brian2 import Clock, NeuronGroup, SpikeMonitor, Synapses, TimedArray
 
 from nmbrl_brian.energy import OperationCounts
 from nmbrl_brian.equations import eprop_neurons as neq
@@ -49,31 +49,6 @@ NEURON_SLOT = ("after_synapses", 0)
 WEIGHT_SLOT = ("end", 0)
 
 
-def neuron_params_from_config(config: SpikingNetworkConfig) -> neq.EpropNeuronParams:
-    """The neuron parameters (with units) of a network config."""
-    return neq.EpropNeuronParams(
-        model=config.neuron_model,
-        tau_m=config.tau_m_ms * ms,
-        tau_out=config.tau_out_ms * ms,
-        tau_adapt=config.tau_adapt_ms * ms,
-        beta=config.beta,
-        v_th=config.v_th,
-        refractory=config.refractory_ms * ms,
-        gamma_pd=config.gamma_pd,
-        dt=config.dt_ms * ms,
-        max_rate=config.input_rate_hz * Hz,
-    )
-
-
-def synapse_params_from_config(config: SpikingNetworkConfig) -> seq.EpropSynapseParams:
-    """The learning-synapse settings of a network config."""
-    return seq.EpropSynapseParams(
-        update_interval_steps=config.update_interval_steps,
-        activity_sparse=config.activity_sparse,
-        eps_skip=config.sparse_eps,
-    )
-
-
 @dataclass
 class EpropNetwork:
     """Every Brian2 object of one e-prop network, and helpers to drive and read it.
@@ -85,10 +60,6 @@ class EpropNetwork:
 
     config: SpikingNetworkConfig
     """The configuration it was built from."""
-    neuron_params: neq.EpropNeuronParams
-    """Neuron parameters with units (from ``config``)."""
-    synapse_params: seq.EpropSynapseParams
-    """Learning-synapse settings (from ``config``)."""
     input_kind: str
     """``"poisson"``, ``"current"`` or ``"timed"``."""
     error_mode: str
@@ -276,7 +247,7 @@ class EpropNetwork:
             + events(self.spikes_rec, self.syn_rec)
             + events(self.spikes_rec, self.syn_out)
         )
-        interval = self.synapse_params.update_interval_steps
+        interval = self.config.update_interval_steps
         n_updates = (steps - 1) // interval if steps > 0 else 0
         learned = sum(len(s) for s in self.learning_synapses) + len(self.syn_out) + len(self.readout)
         return OperationCounts(
@@ -367,13 +338,11 @@ def build_eprop_network(
         )
 
     p = f"{name_prefix}_"
-    npar = neuron_params_from_config(config)
-    spar = synapse_params_from_config(config)
     model, n_rec = config.neuron_model, config.n_recurrent
     n_copies = len(seeds)
     rngs = [np.random.default_rng(s) for s in seeds]
-    clock = Clock(dt=npar.dt, name=p + "clock")
-    ns = {**npar.namespace(), **spar.namespace()}
+    clock = Clock(dt=config.dt, name=p + "clock")
+    ns = config.namespace()
     timed: dict = {}
     for key, values, width in (("input_values", input_values, n_inputs), ("targets", targets, n_outputs)):
         if values is None:
@@ -381,7 +350,7 @@ def build_eprop_network(
         values = np.asarray(values, dtype=float)
         if values.ndim != 2 or values.shape[1] != n_copies * width:
             raise ValueError(f"{key}: expected shape (n_steps, {n_copies * width}), got {values.shape}")
-        timed[key] = TimedArray(values, dt=npar.dt, name=p + key)
+        timed[key] = TimedArray(values, dt=config.dt, name=p + key)
     for ta in timed.values():
         ns[ta.name] = ta
     ops: dict = {}
@@ -442,15 +411,15 @@ def build_eprop_network(
 
     # Synapses ---------------------------------------------------------------------------
     learn = config.hidden_learning
-    interval = spar.update_interval_steps * npar.dt
-    syn_eqs = seq.learning_synapse_equations(model, spar.activity_sparse) if learn else seq.STATIC_SYNAPSE
+    interval = config.update_interval_steps * config.dt
+    syn_eqs = seq.learning_synapse_equations(model, config.activity_sparse) if learn else seq.STATIC_SYNAPSE
 
     def learning_ops(syn: Synapses, key: str) -> None:
         if not learn:
             return
         syn.lr = config.learning_rate
         ops[f"{key}_traces"] = syn.run_regularly(
-            seq.trace_update(model, spar.activity_sparse),
+            seq.trace_update(model, config.activity_sparse),
             when=TRACE_SLOT[0],
             order=TRACE_SLOT[1],
             name=f"{syn.name}_traces",
@@ -576,8 +545,6 @@ def build_eprop_network(
     spikes_rec = SpikeMonitor(recurrent, record=False, name=p + "spikes_rec")
     return EpropNetwork(
         config=config,
-        neuron_params=npar,
-        synapse_params=spar,
         input_kind=input_kind,
         error_mode=error_mode,
         clock=clock,

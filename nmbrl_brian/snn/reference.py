@@ -62,14 +62,31 @@ class ReferenceParams:
     """Step size of readout weights and biases."""
 
     @classmethod
-    def from_namespace(cls, ns: dict, *, adaptive: bool, update_interval: int, activity_sparse: bool,
-                       lr_hidden: float, lr_readout: float) -> ReferenceParams:
+    def from_namespace(
+        cls,
+        ns: dict,
+        *,
+        adaptive: bool,
+        update_interval: int,
+        activity_sparse: bool,
+        lr_hidden: float,
+        lr_readout: float,
+    ) -> ReferenceParams:
         """Take the constants from a Brian2 namespace built by the e-prop builder."""
         return cls(
-            alpha=ns["alpha"], kappa=ns["kappa"], rho=ns["rho"], beta=ns["beta"] if adaptive else 0.0,
-            v_th=ns["v_th"], gamma_pd=ns["gamma_pd"], n_ref=int(ns["n_ref"]), adaptive=adaptive,
-            update_interval=update_interval, activity_sparse=activity_sparse, eps_skip=ns["eps_skip"],
-            lr_hidden=lr_hidden, lr_readout=lr_readout,
+            alpha=ns["alpha"],
+            kappa=ns["kappa"],
+            rho=ns["rho"],
+            beta=ns["beta"] if adaptive else 0.0,
+            v_th=ns["v_th"],
+            gamma_pd=ns["gamma_pd"],
+            n_ref=int(ns["refractory_steps"]),
+            adaptive=adaptive,
+            update_interval=update_interval,
+            activity_sparse=activity_sparse,
+            eps_skip=ns["sparse_eps"],
+            lr_hidden=lr_hidden,
+            lr_readout=lr_readout,
         )
 
 
@@ -96,8 +113,20 @@ class EpropReference:
         ``err = y - y_target`` every step (else ``err`` is set by the caller).
     """
 
-    def __init__(self, params: ReferenceParams, *, w_in, mask_in, w_rec, mask_rec, w_out, b_out,
-                 feedback=None, learn_hidden=True, supervised=True):
+    def __init__(
+        self,
+        params: ReferenceParams,
+        *,
+        w_in,
+        mask_in,
+        w_rec,
+        mask_rec,
+        w_out,
+        b_out,
+        feedback=None,
+        learn_hidden=True,
+        supervised=True,
+    ):
         self.p = params
         self.learn_hidden = learn_hidden
         self.supervised = supervised
@@ -126,8 +155,13 @@ class EpropReference:
 
     @staticmethod
     def _synapse_state(mask):
-        return {"ebar": np.zeros(mask.shape), "eps_a": np.zeros(mask.shape), "grad": np.zeros(mask.shape),
-                "count": np.zeros(mask.shape, dtype=np.int64), "mask": mask}
+        return {
+            "ebar": np.zeros(mask.shape),
+            "eps_a": np.zeros(mask.shape),
+            "grad": np.zeros(mask.shape),
+            "count": np.zeros(mask.shape, dtype=np.int64),
+            "mask": mask,
+        }
 
     # ----------------------------------------------------------------------------------
     def threshold(self) -> np.ndarray:
@@ -140,7 +174,7 @@ class EpropReference:
         zpre = zbar_pre[None, :]
         mask = st["mask"]
         if p.activity_sparse:
-            active = (np.abs(st["ebar"]) > p.eps_skip) | ((psi > 0) & (zpre > p.eps_skip))
+            active = (np.abs(st["ebar"]) > p.eps_skip) | ((psi > 0) & (np.abs(zpre) > p.eps_skip))
             if p.adaptive:
                 active |= np.abs(st["eps_a"]) > p.eps_skip
             gate = (active & mask).astype(float)
@@ -204,8 +238,12 @@ class EpropReference:
         self.ref_left = np.where(z, float(p.n_ref), np.clip(self.ref_left - 1, 0, p.n_ref))
         self.zbar = p.alpha * self.zbar + zf
         self.zbar_out = p.kappa * self.zbar_out + zf
-        self.psi = (p.gamma_pd / p.v_th * np.clip(1 - np.abs(self.v - self.threshold()) / p.v_th, 0, 1)
-                    * (self.ref_left <= 0))
+        self.psi = (
+            p.gamma_pd
+            / p.v_th
+            * np.clip(1 - np.abs(self.v - self.threshold()) / p.v_th, 0, 1)
+            * (self.ref_left <= 0)
+        )
         # after_synapses: readout step
         self.grad_b += self.err * self.bbar
         self.y = p.kappa * self.y + i_out + self.b_out
@@ -236,7 +274,9 @@ class EpropReference:
         self.grad_b[:] = 0
 
 
-def reference_from_network(net, *, weights: dict | None = None, supervised: bool | None = None) -> EpropReference:
+def reference_from_network(
+    net, *, weights: dict | None = None, supervised: bool | None = None
+) -> EpropReference:
     """A reference with the constants, weights and connectivity of a built :class:`EpropNetwork`.
 
     ``weights`` default to the network's current weights, or to the builder's initial
@@ -245,8 +285,12 @@ def reference_from_network(net, *, weights: dict | None = None, supervised: bool
     cfg = net.config
     n_in, n_rec, n_out = len(net.inputs), len(net.recurrent), len(net.readout)
     params = ReferenceParams.from_namespace(
-        net.namespace, adaptive=cfg.neuron_model == "ALIF", update_interval=cfg.update_interval_steps,
-        activity_sparse=cfg.activity_sparse, lr_hidden=cfg.learning_rate, lr_readout=cfg.readout_learning_rate,
+        net.namespace,
+        adaptive=cfg.neuron_model == "ALIF",
+        update_interval=cfg.update_interval_steps,
+        activity_sparse=cfg.activity_sparse,
+        lr_hidden=cfg.learning_rate,
+        lr_readout=cfg.readout_learning_rate,
     )
     conn = net.connectivity()
     if weights is None:
@@ -273,7 +317,14 @@ def reference_from_network(net, *, weights: dict | None = None, supervised: bool
         feedback = np.zeros((n_rec, n_out))
         feedback[j, i] = weights["B"]
     return EpropReference(
-        params, w_in=w_in, mask_in=mask_in, w_rec=w_rec, mask_rec=mask_rec, w_out=w_out,
-        b_out=weights["b_out"], feedback=feedback, learn_hidden=cfg.hidden_learning,
+        params,
+        w_in=w_in,
+        mask_in=mask_in,
+        w_rec=w_rec,
+        mask_rec=mask_rec,
+        w_out=w_out,
+        b_out=weights["b_out"],
+        feedback=feedback,
+        learn_hidden=cfg.hidden_learning,
         supervised=(net.error_mode == "supervised") if supervised is None else supervised,
     )

@@ -179,4 +179,3 @@ def steps_to_threshold(metrics: pd.DataFrame, threshold: float = 475.0) -> float
     """First ``env_steps`` at which ``return_mean >= threshold``, or NaN if never reached."""
     hit = metrics.loc[metrics["return_mean"] >= threshold, "env_steps"]
     return float(hit.iloc[0]) if len(hit) else float("nan")
-

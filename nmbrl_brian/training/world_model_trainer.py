@@ -134,7 +134,12 @@ class WorldModelTrainer:
         else:
             self.model.fit(data)
             stats = {}
-        row = {"epoch": epoch, "transitions_seen": transitions_seen, "wall_s": time.perf_counter() - start, **stats}
+        row = {
+            "epoch": epoch,
+            "transitions_seen": transitions_seen,
+            "wall_s": time.perf_counter() - start,
+            **stats,
+        }
         self.log.append(row)
         self._save_checkpoint()
         if self.on_epoch_end is not None:
@@ -142,9 +147,13 @@ class WorldModelTrainer:
 
     def _save_checkpoint(self) -> None:
         if hasattr(self.model, "state_dict"):
-            write_pickle_atomic({"model": self.model.state_dict(), "log": self.log}, self.run_dir / MODEL_CHECKPOINT_FILE)
+            write_pickle_atomic(
+                {"model": self.model.state_dict(), "log": self.log}, self.run_dir / MODEL_CHECKPOINT_FILE
+            )
         write_csv_atomic(pd.DataFrame(self.log), self.run_dir / TRAINING_LOG_FILE)
-        (self.run_dir / "world_model_config.json").write_text(json.dumps(self.config.__dict__, indent=2) + "\n")
+        (self.run_dir / "world_model_config.json").write_text(
+            json.dumps(self.config.__dict__, indent=2) + "\n"
+        )
 
     def _load_checkpoint(self) -> None:
         path = self.run_dir / MODEL_CHECKPOINT_FILE
