@@ -50,6 +50,12 @@ def test_set_overrides_nested_and_top_level():
         ("agent.kind=ppo", "agent.kind", "dense_actor_critic"),
         ("agent=3", "agent", "table"),
         ("encoding.neurons_per_dim=1", "encoding.neurons_per_dim", ">= 2"),
+        ("agent.actor_lr=inf", "agent.actor_lr", "a finite number > 0"),
+        ("agent.actor_lr=nan", "agent.actor_lr", "a finite number > 0"),
+        ("agent.critic_lr=inf", "agent.critic_lr", "a finite number > 0"),
+        ("agent.critic_lr=-nan", "agent.critic_lr", "a finite number > 0"),
+        ("dense.init_scale=inf", "dense.init_scale", "a finite number > 0"),
+        ("dense.td_error_clip=inf", "dense.td_error_clip", "a finite number >= 0"),
     ],
 )
 def test_bad_values_name_the_field(override, field, allowed):
