@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nmbrl: {exc}{flag}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:
-        print("nmbrl: interrupted before training started; no run folder was kept", file=sys.stderr)
+        print("nmbrl: interrupted before training started; nothing to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
