@@ -1,8 +1,10 @@
 """Command line: ``nmbrl run`` (also ``python -m nmbrl_brian run``), ``build``, ``read`` and ``config``.
 
-Bad input (unknown key, wrong type or value, missing file or optional dependency)
-prints one line naming the field and what is allowed, exits with code 2 and writes
-no results folder.
+Bad input (unknown key, wrong type or value, missing file or optional dependency,
+a damaged or foreign checkpoint) prints one line naming the field and what is
+allowed, exits with code 2 and writes no results folder. A run whose learning
+diverges stops with one line naming the variable and the step (exit code 2). Ctrl-C
+prints where the last checkpoint is and how to resume (exit code 130).
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import argparse
 import sys
 
 from nmbrl_brian.devices import DEVICES
-from nmbrl_brian.errors import ConfigError, DeviceError
+from nmbrl_brian.errors import CheckpointError, ConfigError, DeviceError, DivergenceError, RunInterrupted
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,11 +34,21 @@ def _parser() -> argparse.ArgumentParser:
         help="override one field by dotted path, e.g. --set agent.gamma=0.98 (repeatable)",
     )
     run.add_argument("--seed", type=int, help="the run's seed (overrides the config)")
-    run.add_argument("--out", default="results", metavar="DIR", help="results root folder (default: results)")
+    run.add_argument("--out", metavar="DIR", help="results root folder (default: results)")
     run.add_argument(
         "--device", help="Brian2 target, one of " + ", ".join(DEVICES) + " (overrides the config)"
     )
-    run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
+    run.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted run from its checkpoint with its saved config (only --set "
+        "total_env_steps=N or checkpoint_every=N may change it)",
+    )
+    run.add_argument(
+        "--allow-env-import",
+        action="store_true",
+        help="accept env_id of the form module:Env, which imports (runs) that module",
+    )
 
     build = sub.add_parser(
         "build", help="write the standalone project of a config's closed loop (compiled once)"
@@ -63,10 +76,24 @@ def _cmd_run(args) -> int:
     from nmbrl_brian.training.run import resume_training, run_training
 
     if args.resume:
-        run_dir = resume_training(args.resume)
+        for flag, value in (
+            ("--config", args.config),
+            ("--seed", args.seed),
+            ("--out", args.out),
+            ("--device", args.device),
+        ):
+            if value is not None:
+                raise ConfigError(
+                    flag,
+                    "no " + flag + " with --resume (a resumed run keeps its config.json and folder)",
+                    value,
+                )
+        run_dir = resume_training(
+            args.resume, overrides=args.overrides, allow_env_import=args.allow_env_import
+        )
     else:
         config = load_config(args.config, args.overrides, seed=args.seed, device=args.device)
-        run_dir = run_training(config, out=args.out)
+        run_dir = run_training(config, out=args.out or "results", allow_env_import=args.allow_env_import)
     import pandas as pd
 
     from nmbrl_brian.training.actor_critic_trainer import steps_to_threshold
@@ -119,9 +146,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         commands = {"run": _cmd_run, "build": _cmd_build, "read": _cmd_read, "config": _cmd_config}
         return commands[args.command](args)
-    except (ConfigError, DeviceError) as exc:
+    except (ConfigError, DeviceError, CheckpointError, DivergenceError) as exc:
         print(f"nmbrl: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except RunInterrupted as exc:
+        flag = " --allow-env-import" if getattr(args, "allow_env_import", False) and exc.checkpoint is not None else ""
+        print(f"nmbrl: {exc}{flag}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print("nmbrl: interrupted before training started; nothing to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

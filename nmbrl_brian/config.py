@@ -130,8 +130,11 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     def to_json(self, path: str | Path) -> None:
-        """Write the resolved configuration to ``path`` as JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        """Write the resolved configuration to ``path`` as JSON (atomically)."""
+        from nmbrl_brian.results import atomic_write
+
+        text = json.dumps(self.to_dict(), indent=2) + "\n"
+        atomic_write(path, lambda f: f.write(text.encode()))
 
 
 # --------------------------------------------------------------------------------------
@@ -329,8 +332,46 @@ def load_config(
 
 
 def load_config_json(path: str | Path) -> RunConfig:
-    """Load a resolved ``config.json`` written by :meth:`RunConfig.to_json` (used by ``--resume``)."""
-    return from_dict(RunConfig, json.loads(Path(path).read_text()))
+    """Load a resolved ``config.json`` written by :meth:`RunConfig.to_json` (used by ``--resume``).
+
+    Raises
+    ------
+    ConfigError
+        If the file is not a JSON object, or on any invalid key, type or value.
+    """
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(str(path), "a readable JSON config", note=" ".join(str(exc).split())) from None
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), "a JSON object of config fields", type(data).__name__)
+    return from_dict(RunConfig, data)
+
+
+#: Fields ``nmbrl run --resume`` may change with ``--set``: neither changes what has been learnt.
+RESUME_OVERRIDES = ("total_env_steps", "checkpoint_every")
+
+
+def apply_resume_overrides(config: RunConfig, overrides: list[str] | tuple[str, ...]) -> RunConfig:
+    """Apply ``--set`` items to a resumed run's config; only :data:`RESUME_OVERRIDES` may change.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key if it is not one of :data:`RESUME_OVERRIDES`, or on a bad value.
+    """
+    data = config.to_dict()
+    for item in overrides:
+        keys, value = _parse_override(item)
+        if ".".join(keys) not in RESUME_OVERRIDES:
+            raise ConfigError(
+                f"--set {'.'.join(keys)}",
+                "only "
+                + " or ".join(RESUME_OVERRIDES)
+                + " with --resume (the rest of a run's config is fixed)",
+            )
+        _set_nested(data, keys, value)
+    return from_dict(RunConfig, data)
 
 
 def describe(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, str, Any, str]]:

@@ -2,28 +2,43 @@
 
 Every run writes ``<out>/<env_id>__<agent>__<seed>__<timestamp>/`` holding
 ``config.json`` (the resolved config), ``metrics.csv`` (tidy, one row per
-evaluation), ``learning_curve.png`` and ``checkpoint.pkl`` (for ``--resume``).
+evaluation), ``learning_curve.png`` and ``checkpoint.npz`` (for ``--resume``; see
+:mod:`nmbrl_brian.checkpoints`).
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
+
+from nmbrl_brian.errors import ConfigError
 
 #: Columns of ``metrics.csv``, in order.
 METRIC_COLUMNS = ("env_steps", "episodes", "wall_s", "return_mean", "return_std", "seed")
 
 
 def new_run_dir(out: str | Path, stem: str) -> Path:
-    """Create ``out/<stem>__<timestamp>`` (suffixing ``-1``, ``-2`` ... on a clash) and return it."""
+    """Create ``out/<stem>__<timestamp>`` (suffixing ``-1``, ``-2`` ... on a clash) and return it.
+
+    Raises
+    ------
+    ConfigError
+        If ``out`` (field ``--out``) names an existing file or cannot be created.
+    """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ConfigError("--out", "a folder for results (this path is an existing file)", str(out))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            "--out", "a folder that can be created", str(out), note=exc.strerror or ""
+        ) from None
     base = f"{stem}__{time.strftime('%Y%m%d-%H%M%S')}"
     for i in range(1000):
         path = out / (base if i == 0 else f"{base}-{i}")
@@ -35,7 +50,12 @@ def new_run_dir(out: str | Path, stem: str) -> Path:
     raise RuntimeError(f"could not create a fresh run folder under {out}")  # pragma: no cover
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: str | Path, write: Callable) -> None:
+    """Call ``write(f)`` on a temporary file next to ``path``, then rename it to ``path``.
+
+    Readers see the old file or the new one, never a partial one; on any error
+    (Ctrl-C included) the temporary file is removed and the old file is kept.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -49,15 +69,4 @@ def _atomic_write(path: Path, write) -> None:
 
 def write_csv_atomic(df: pd.DataFrame, path: str | Path) -> None:
     """Write ``df`` to ``path`` as CSV so readers never see a half-written file."""
-    _atomic_write(Path(path), lambda f: f.write(df.to_csv(index=False).encode()))
-
-
-def write_pickle_atomic(obj: Any, path: str | Path) -> None:
-    """Pickle ``obj`` to ``path`` atomically (used for checkpoints)."""
-    _atomic_write(Path(path), lambda f: pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL))
-
-
-def read_pickle(path: str | Path) -> Any:
-    """Load a pickle written by :func:`write_pickle_atomic`."""
-    with open(path, "rb") as f:
-        return pickle.load(f)
+    atomic_write(path, lambda f: f.write(df.to_csv(index=False).encode()))

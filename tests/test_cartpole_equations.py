@@ -86,3 +86,35 @@ def test_hold_changes_nothing_and_copies_are_independent():
     assert part.env.x_dot[0] > before[0] and part.env.x_dot[2] < before[2], "pushes go right (1) and left (0)"
     assert list(part.env.stepped[:]) == [1, 0, 1]
     assert list(part.env.steps_done[:]) == [1, 0, 1]
+
+
+def test_one_step_from_the_same_state_matches_to_rounding():
+    """From identical states one 20 ms step differs from gymnasium by rounding only (README: 4e-16)."""
+    brian2.prefs.codegen.target = "numpy"
+    env = gym.make("CartPole-v1").unwrapped
+    rng = np.random.default_rng(1)
+    n = 400  # states across the whole non-terminal box, random actions
+    states = np.column_stack(
+        [
+            rng.uniform(-2.4, 2.4, n),
+            rng.uniform(-3, 3, n),
+            rng.uniform(-0.2, 0.2, n),
+            rng.uniform(-3.5, 3.5, n),
+        ]
+    )
+    actions = rng.integers(2, size=n)
+    part, head, net = driven_cartpole(n, list(range(n)), "cp_one_step")
+    e = part.env
+    e.x, e.x_dot = states[:, 0] * meter, states[:, 1] * meter / second
+    e.theta, e.theta_dot = states[:, 2], states[:, 3] / second
+    e.needs_reset = 0
+    head.command, head.action = STEP, actions
+    net.run(10 * ms)
+    got = np.column_stack([e.x[:] / meter, e.x_dot[:] / (meter / second), e.theta[:], e.theta_dot[:] * second])
+    ref = np.empty_like(states)
+    for i, (state, action) in enumerate(zip(states, actions)):
+        env.state, env.steps_beyond_terminated = state.copy(), None
+        env.step(int(action))
+        ref[i] = env.state
+    worst = float(np.max(np.abs(got - ref)))
+    assert worst <= 1e-15, f"one step from the same state differs by {worst:g} (rounding is ~4e-16)"

@@ -28,18 +28,33 @@ def _only_run_dir(out: Path) -> Path:
 
 
 def test_subprocess_smoke(tmp_path):
-    cmd = [sys.executable, "-m", "nmbrl_brian", "run", "--config", str(DENSE), "--out", str(tmp_path), "--seed", "3"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "nmbrl_brian",
+        "run",
+        "--config",
+        str(DENSE),
+        "--out",
+        str(tmp_path),
+        "--seed",
+        "3",
+    ]
     for item in TINY:
         cmd += ["--set", item]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, f"nmbrl run failed: {proc.stderr[-2000:]}"
     run_dir = _only_run_dir(tmp_path)
     assert run_dir.name.startswith("CartPole-v1__dense_actor_critic__3__"), f"bad run name {run_dir.name}"
-    for name in ("config.json", "metrics.csv", "learning_curve.png", "checkpoint.pkl"):
+    for name in ("config.json", "metrics.csv", "learning_curve.png", "checkpoint.npz"):
         assert (run_dir / name).is_file(), f"{name} missing from the results folder"
     metrics = pd.read_csv(run_dir / "metrics.csv")
-    assert list(metrics.columns[: len(METRIC_COLUMNS)]) == list(METRIC_COLUMNS), f"columns: {list(metrics.columns)}"
-    assert metrics["env_steps"].tolist() == [0, 1000, 2000, 3000], f"evaluation points: {metrics['env_steps'].tolist()}"
+    assert list(metrics.columns[: len(METRIC_COLUMNS)]) == list(METRIC_COLUMNS), (
+        f"columns: {list(metrics.columns)}"
+    )
+    assert metrics["env_steps"].tolist() == [0, 1000, 2000, 3000], (
+        f"evaluation points: {metrics['env_steps'].tolist()}"
+    )
     assert (metrics["seed"] == 3).all()
     assert metrics["return_mean"].between(1, 500).all(), "CartPole returns lie in [1, 500]"
     config = json.loads((run_dir / "config.json").read_text())
@@ -104,7 +119,9 @@ def test_resume_matches_uninterrupted_run(tmp_path):
         run_training(cfg, out=tmp_path / "cut", callbacks=(_Interrupt(at=2500),))
     cut = _only_run_dir(tmp_path / "cut")
     partial = pd.read_csv(cut / "metrics.csv")
-    assert partial["env_steps"].max() == 2000, "the interrupted run should have stopped after its 2000-step eval"
+    assert partial["env_steps"].max() == 2000, (
+        "the interrupted run should have stopped after its 2000-step eval"
+    )
     resume_training(cut)
     pd.testing.assert_frame_equal(_metrics(full), _metrics(cut), obj="resumed vs uninterrupted metrics")
     assert (cut / "learning_curve.png").is_file(), "resumed run should finish its figure"

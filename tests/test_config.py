@@ -27,12 +27,12 @@ def test_shipped_configs_load(name):
 def test_set_overrides_nested_and_top_level():
     cfg = load_config(
         CONFIGS / "cartpole_dense.toml",
-        ["total_env_steps=20000", "agent.gamma=0.97", "encoding.kind=raw", "encoding.obs_low=[-1,-2,-3,-4]"],
+        ["total_env_steps=20000", "agent.gamma=0.97", "env_id=CartPole-v0", "encoding.obs_low=[-1,-2,-3,-4]"],
         seed=7,
     )
     assert cfg.total_env_steps == 20000, "top-level --set was not applied"
     assert cfg.agent.gamma == 0.97, "nested --set agent.gamma was not applied"
-    assert cfg.encoding.kind == "raw", "bare-string --set value was not applied"
+    assert cfg.env_id == "CartPole-v0", "bare-string --set value was not applied"
     assert cfg.encoding.obs_low == (-1.0, -2.0, -3.0, -4.0), "list --set value was not converted to a tuple"
     assert cfg.seed == 7, "--seed keyword should override the file"
 
@@ -50,6 +50,12 @@ def test_set_overrides_nested_and_top_level():
         ("agent.kind=ppo", "agent.kind", "dense_actor_critic"),
         ("agent=3", "agent", "table"),
         ("encoding.neurons_per_dim=1", "encoding.neurons_per_dim", ">= 2"),
+        ("agent.actor_lr=inf", "agent.actor_lr", "a finite number > 0"),
+        ("agent.actor_lr=nan", "agent.actor_lr", "a finite number > 0"),
+        ("agent.critic_lr=inf", "agent.critic_lr", "a finite number > 0"),
+        ("agent.critic_lr=-nan", "agent.critic_lr", "a finite number > 0"),
+        ("dense.init_scale=inf", "dense.init_scale", "a finite number > 0"),
+        ("dense.td_error_clip=inf", "dense.td_error_clip", "a finite number >= 0"),
     ],
 )
 def test_bad_values_name_the_field(override, field, allowed):
@@ -92,3 +98,18 @@ def test_every_field_is_documented():
 def test_from_dict_rejects_wrong_tuple_type():
     with pytest.raises(ConfigError, match=r"^encoding.obs_low: expected a list of numbers"):
         from_dict(RunConfig, {"encoding": {"obs_low": "x"}})
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        (["network.n_recurrent=30"], "network.n_recurrent"),  # dense agent: the spiking network is unused
+        (["agent.kind=spiking_actor_critic", "dense.hidden_units=4"], "dense.hidden_units"),
+        (["agent.kind=spiking_actor_critic", "network.update_interval_steps=5"], "network.update_interval_steps"),
+        (["agent.kind=spiking_actor_critic", "network.beta=0.1"], "network.beta"),  # LIF: no adaptation
+        (["encoding.kind=raw", "encoding.width=0.3"], "encoding.width"),
+    ],
+)
+def test_unused_fields_are_rejected_not_ignored(overrides, field):
+    with pytest.raises(ConfigError, match=rf"^{field}: expected its default .* it is not used, as "):
+        load_config(CONFIGS / "cartpole_dense.toml", overrides)

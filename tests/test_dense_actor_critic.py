@@ -174,13 +174,13 @@ def test_state_dict_round_trip_resumes_exactly(tmp_path, hidden_units):
     agent = _cartpole_agent(seed=3, hidden_units=hidden_units)
     loop = EnvLoop(EnvironmentWrapper("CartPole-v1"), seed=3)
     _run(agent, loop, 250)  # ends mid-episode (most likely), so traces are non-zero
-    agent.save(tmp_path / "agent.pkl")
+    agent.save(tmp_path / "agent.npz")
     loop_copy = copy.deepcopy(loop)
 
     restored = _cartpole_agent(
         seed=99, hidden_units=hidden_units
     )  # different seed: everything must be loaded
-    restored.load(tmp_path / "agent.pkl")
+    restored.load(tmp_path / "agent.npz")
     assert restored.steps == agent.steps and restored.episodes == agent.episodes, "step counters not restored"
     np.testing.assert_array_equal(
         restored.trace_actor, agent.trace_actor, err_msg="actor traces not restored"
@@ -241,8 +241,14 @@ def test_operation_counts_follow_the_work_done():
     from nmbrl_brian.training.env_loop import EnvLoop
 
     env = EnvironmentWrapper()
-    agent = DenseActorCritic(env.observation_space, env.action_space, agent=AgentConfig(),
-                             encoding=EncodingConfig(), dense=DenseNetworkConfig(), seed=0)
+    agent = DenseActorCritic(
+        env.observation_space,
+        env.action_space,
+        agent=AgentConfig(),
+        encoding=EncodingConfig(),
+        dense=DenseNetworkConfig(),
+        seed=0,
+    )
     assert agent.operation_counts().macs == 0, "nothing done yet, nothing counted"
     agent.interact(EnvLoop(env, seed=0), max_steps=100)
     counts = agent.operation_counts()

@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nmbrl_brian.checkpoints import read_checkpoint, write_checkpoint
+from nmbrl_brian.errors import CheckpointError, check_finite
+
 if TYPE_CHECKING:  # pragma: no cover
     from nmbrl_brian.training.env_loop import EnvLoop
 
@@ -112,23 +115,46 @@ class BaseAgent(ABC):
         Returns
         -------
         dict
-            Maps names to numpy arrays or picklable Python values.
+            Data only, so checkpoints cannot run code (:mod:`nmbrl_brian.checkpoints`):
+            nested dicts, lists and tuples of NumPy arrays and scalars, Python numbers,
+            strings, bools and None.
         """
 
     @abstractmethod
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Save :meth:`state_dict` to ``path`` (a pickle file)."""
-        import pickle
+    def finite_values(self) -> dict[str, Any]:
+        """Named quantities that must stay finite while learning: weights, readouts, TD error.
 
-        with open(path, "wb") as f:
-            pickle.dump(self.state_dict(), f)
+        :meth:`check_finite` checks them; the trainer calls it at every evaluation and
+        before every checkpoint. Values are numbers or arrays (or dicts of them).
+        """
+        return {}
+
+    def check_finite(self, env_step: int | None = None) -> None:
+        """Raise :class:`~nmbrl_brian.errors.DivergenceError` naming the first non-finite value."""
+        for name, values in self.finite_values().items():
+            check_finite(name, values, env_step)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Save :meth:`state_dict` to ``path`` as a data-only checkpoint (an ``.npz`` archive)."""
+        write_checkpoint(path, {"agent": self.name, "state": self.state_dict()}, kind="agent")
 
     def load(self, path: str | os.PathLike) -> None:
-        """Load a state saved by :meth:`save` into this agent."""
-        import pickle
+        """Load a state saved by :meth:`save` into this agent.
 
-        with open(path, "rb") as f:
-            self.load_state_dict(pickle.load(f))
+        Raises
+        ------
+        CheckpointError
+            If the file is not an agent checkpoint, belongs to another kind of agent or
+            does not fit this agent (one line).
+        """
+        data = read_checkpoint(path, kind="agent")
+        if not isinstance(data, dict) or data.get("agent") != self.name:
+            got = data.get("agent") if isinstance(data, dict) else None
+            raise CheckpointError(path, f"holds a {got!r} agent, expected {self.name!r}")
+        try:
+            self.load_state_dict(data["state"])
+        except (KeyError, ValueError, TypeError, IndexError) as exc:
+            raise CheckpointError(path, f"does not fit this agent ({' '.join(str(exc).split())})") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from nmbrl_brian.errors import ConfigError
@@ -35,5 +36,6 @@ class AgentConfig:
         if not 0.0 <= self.trace_decay <= 1.0:
             raise ConfigError("agent.trace_decay", "a number in [0, 1]", self.trace_decay)
         for name in ("actor_lr", "critic_lr"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"agent.{name}", "a number > 0", getattr(self, name))
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"agent.{name}", "a finite number > 0", value)

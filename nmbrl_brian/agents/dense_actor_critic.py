@@ -38,6 +38,7 @@ value gradients, the actor readout only policy gradients and the shared hidden l
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +50,7 @@ from nmbrl_brian.agents.config import AgentConfig
 from nmbrl_brian.energy import OperationCounts
 from nmbrl_brian.encoding import EncodingConfig, PopulationEncoder
 from nmbrl_brian.envs.environment_wrapper import check_spaces
-from nmbrl_brian.errors import ConfigError
+from nmbrl_brian.errors import ConfigError, DivergenceError
 
 
 @dataclass(frozen=True)
@@ -72,13 +73,13 @@ class DenseNetworkConfig:
             or self.hidden_units < 0
         ):
             raise ConfigError("dense.hidden_units", "an integer >= 0", self.hidden_units)
-        if not self.init_scale > 0:
-            raise ConfigError("dense.init_scale", "a number > 0", self.init_scale)
+        if not (math.isfinite(self.init_scale) and self.init_scale > 0):
+            raise ConfigError("dense.init_scale", "a finite number > 0", self.init_scale)
         if not isinstance(self.normalize_features, bool):
             raise ConfigError("dense.normalize_features", "true or false", self.normalize_features)
-        if not self.td_error_clip >= 0:
+        if not (math.isfinite(self.td_error_clip) and self.td_error_clip >= 0):
             raise ConfigError(
-                "dense.td_error_clip", "a number >= 0 (0 turns clipping off)", self.td_error_clip
+                "dense.td_error_clip", "a finite number >= 0 (0 turns clipping off)", self.td_error_clip
             )
 
 
@@ -172,6 +173,8 @@ class DenseActorCritic(BaseAgent):
         self.encodings = 0
         self._feature_key: tuple[str, bytes] | None = None
         self._feature_value = np.zeros(n_in)
+        # the readouts and TD error of the latest learning step (for divergence checks)
+        self.last_value, self.last_logits, self.last_td_error = 0.0, np.zeros(self.n_actions), 0.0
 
     @staticmethod
     def _views(flat: np.ndarray, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
@@ -250,6 +253,9 @@ class DenseActorCritic(BaseAgent):
         # TD error: no bootstrap from a terminal state; a time limit still bootstraps
         next_value = 0.0 if terminated else self.value(next_obs)
         delta = reward + cfg.gamma * next_value - value
+        self.last_value, self.last_logits, self.last_td_error = value, logits, delta
+        if not math.isfinite(delta):  # diverged: stop before the update spreads it to every weight
+            raise DivergenceError("td_error", delta)
         clip = self.dense_config.td_error_clip
         if clip > 0:
             delta = min(max(delta, -clip), clip)
@@ -313,6 +319,17 @@ class DenseActorCritic(BaseAgent):
         self.episodes = int(state["episodes"])
         self.forward_passes = int(state.get("forward_passes", 0))
         self.encodings = int(state.get("encodings", 0))
+
+    def finite_values(self) -> dict[str, Any]:
+        """Weights, eligibility traces, and the readouts and TD error of the latest learning step."""
+        return {
+            **self.params,
+            "trace_critic": self.trace_critic,
+            "trace_actor": self.trace_actor,
+            "value": self.last_value,
+            "logits": self.last_logits,
+            "td_error": self.last_td_error,
+        }
 
     def operation_counts(self) -> OperationCounts:
         """Multiply-accumulates so far, for energy accounting (:mod:`nmbrl_brian.energy`).

@@ -31,7 +31,7 @@ from nmbrl_brian.agents.config import AgentConfig
 from nmbrl_brian.config import EQUATION_ENVIRONMENTS
 from nmbrl_brian.encoding import EncodingConfig
 from nmbrl_brian.energy import OperationCounts
-from nmbrl_brian.errors import ConfigError
+from nmbrl_brian.errors import ConfigError, check_finite
 from nmbrl_brian.loop import ClosedLoop, RunRecord
 from nmbrl_brian.parts import ActorCriticPart, CartPolePart, GymnasiumPart
 from nmbrl_brian.snn.config import SpikingNetworkConfig
@@ -156,6 +156,7 @@ class SpikingActorCritic(BaseAgent):
             self.env_part.bind([loop])
         else:
             self.env_part.set_seeds([loop.seed])
+            loop.external = True  # the loop only counts; the environment's state is in the network
 
     def _train(self, loop: EnvLoop, max_steps: int, *, explore: bool) -> None:
         values = self.part.mode(learning=True, explore=explore)
@@ -170,6 +171,7 @@ class SpikingActorCritic(BaseAgent):
             self._account(loop, record)
             self._keep(record)
             self._add_counts()
+            self._check_sampler(loop.env_steps)
 
     def _evaluate(self, loop: EnvLoop, episodes: int, *, explore: bool) -> None:
         self.loop.store("before_evaluation")
@@ -198,6 +200,22 @@ class SpikingActorCritic(BaseAgent):
             return
         for reward, terminated, truncated in zip(record.reward, record.terminated, record.truncated):
             loop.record(float(reward), bool(terminated), bool(truncated))
+
+    def _check_sampler(self, env_step: int) -> None:
+        """Stop on the first non-finite readout or TD error (the in-network sampler would act on NaN)."""
+        head = self.part.head
+        check_finite("readouts", self.loop.value(self.part.eprop.readout, "y"), env_step)
+        check_finite("td_error", self.loop.value(head, "delta"), env_step)
+
+    def finite_values(self) -> dict[str, Any]:
+        """Weights, TD(lambda) traces, readouts and the last TD error (checked at evaluations and checkpoints)."""
+        traces = {syn.name: self.loop.value(syn, "grad") for syn in self.part.td_synapses}
+        return {
+            **self.weights(),
+            "traces": traces,
+            "readouts": self.loop.value(self.part.eprop.readout, "y"),
+            "td_error": self.loop.value(self.part.head, "delta"),
+        }
 
     def _keep(self, record: RunRecord) -> None:
         """Append a training run's real transitions to :attr:`real_transitions` (the stream a world model learns from)."""

@@ -37,19 +37,30 @@ class EnvironmentWrapper(BaseWorldModel):
     env_id : str
         A registered gymnasium id whose observation space is a 1-D ``Box`` and whose
         action space is ``Discrete``. Defaults to ``"CartPole-v1"``.
+    allow_import : bool
+        Accept ids of the form ``"module:Env-v0"``, for which gymnasium imports
+        ``module`` (running its code) to register ``Env-v0``. Off by default, so a
+        config (or a run folder handed over by someone else) cannot import code.
     **make_kwargs
         Passed to :func:`gymnasium.make`.
 
     Raises
     ------
     ConfigError
-        If the id is unknown or its spaces are not supported.
+        If the id is unknown, names a module without ``allow_import``, or its spaces
+        are not supported.
     """
 
-    def __init__(self, env_id: str = "CartPole-v1", **make_kwargs: Any):
+    def __init__(self, env_id: str = "CartPole-v1", *, allow_import: bool = False, **make_kwargs: Any):
+        if ":" in env_id and not allow_import:
+            raise ConfigError(
+                "env_id",
+                "a registered gymnasium id ('module:Env' ids import that module: opt in with --allow-env-import)",
+                env_id,
+            )
         try:
             self.env = gym.make(env_id, **make_kwargs)
-        except gym.error.Error as exc:
+        except (gym.error.Error, ImportError) as exc:
             raise ConfigError("env_id", "a registered gymnasium environment id", env_id) from exc
         check_spaces(self.env.observation_space, self.env.action_space)
         self.env_id = env_id

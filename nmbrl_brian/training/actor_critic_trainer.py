@@ -4,7 +4,15 @@
 at evaluations and at the points callbacks ask for (checkpoints). Evaluation runs
 ``eval_episodes`` greedy episodes on a separate environment whose seeds never
 overlap the training seeds. The whole state of the loop (agent, environment,
-counters, metrics) is checkpointed so an interrupted run resumes exactly.
+counters, metrics) is checkpointed as data (:mod:`nmbrl_brian.checkpoints`) so an
+interrupted run resumes exactly.
+
+Divergence: at every evaluation and before every checkpoint the agent's weights,
+readouts and TD error are checked (:meth:`BaseAgent.check_finite`; agents may also
+raise :class:`~nmbrl_brian.errors.DivergenceError` as soon as they see a non-finite
+value). On the first one the run stops: ``metrics.csv`` gets a last row with
+``diverged = True``, the last (finite) checkpoint is kept and the error names the
+variable and the environment step.
 """
 
 from __future__ import annotations
@@ -17,13 +25,16 @@ import numpy as np
 import pandas as pd
 
 from nmbrl_brian.agents.base import BaseAgent
-from nmbrl_brian.config import RunConfig
-from nmbrl_brian.results import read_pickle, write_pickle_atomic
+from nmbrl_brian.checkpoints import read_checkpoint, write_checkpoint
+from nmbrl_brian.config import RESUME_OVERRIDES, RunConfig, from_dict
+from nmbrl_brian.errors import CheckpointError, ConfigError, DivergenceError
 from nmbrl_brian.training.callbacks import Callback, metrics_frame
 from nmbrl_brian.training.env_loop import EnvLoop
 from nmbrl_brian.world_models.base import BaseWorldModel
 
-CHECKPOINT_FILE = "checkpoint.pkl"
+CHECKPOINT_FILE = "checkpoint.npz"
+#: The ``kind`` of a trainer checkpoint (see :mod:`nmbrl_brian.checkpoints`).
+CHECKPOINT_KIND = "actor_critic_run"
 
 
 def evaluation_seed(run_seed: int, eval_index: int, eval_episodes: int) -> int:
@@ -69,6 +80,10 @@ class ActorCriticTrainer:
         self.train_returns: list[float] = []
         self.wall_s = 0.0
         self.eval_index = 0
+        self.checkpoint_path: Path | None = None
+        """The last checkpoint written or loaded (None before the first)."""
+        self.checkpoint_step: int | None = None
+        """Its environment step."""
         self._attach()
 
     def _attach(self) -> None:
@@ -87,6 +102,20 @@ class ActorCriticTrainer:
     # ----------------------------------------------------------------------------------
     def learn(self) -> pd.DataFrame:
         """Train until ``config.total_env_steps``; return the metrics table."""
+        try:
+            # overflow warnings are redundant: non-finite values stop the run with a DivergenceError
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                self._learn()
+        except DivergenceError as exc:
+            self._diverged(exc)
+            raise
+        except BaseException as exc:
+            for cb in self.callbacks:
+                cb.on_training_abort(self, exc)
+            raise
+        return self.metrics
+
+    def _learn(self) -> None:
         cfg = self.config
         for cb in self.callbacks:
             cb.on_training_start(self)
@@ -102,7 +131,22 @@ class ActorCriticTrainer:
                 cb.on_chunk_end(self)
         for cb in self.callbacks:
             cb.on_training_end(self)
-        return self.metrics
+
+    def _diverged(self, exc: DivergenceError) -> None:
+        """Name the step and the last good checkpoint in ``exc``; add a ``diverged`` metrics row."""
+        if exc.env_step is None:
+            exc.env_step = self.env_steps
+        if self.checkpoint_path is None:
+            exc.note = "no checkpoint was written"
+        else:
+            exc.note = f"last good checkpoint (env step {self.checkpoint_step}): {self.checkpoint_path}"
+        row = self._row(np.array([np.nan]))
+        row.update(env_steps=exc.env_step, diverged=True, diverged_variable=exc.variable)
+        self.rows.append(row)
+        for cb in self.callbacks:
+            cb.on_evaluation(self, row)
+        for cb in self.callbacks:
+            cb.on_training_abort(self, exc)
 
     def _evaluation_due(self) -> bool:
         """The steps have reached the next multiple of ``eval_every`` (or the budget).
@@ -131,9 +175,16 @@ class ActorCriticTrainer:
         return np.asarray(returns[:episodes])
 
     def _evaluate(self) -> None:
-        returns = self.evaluate()
+        self.agent.check_finite(self.env_steps)  # a diverged agent's evaluation would look ordinary
+        row = self._row(self.evaluate())
+        self.rows.append(row)
+        self.eval_index += 1
+        for cb in self.callbacks:
+            cb.on_evaluation(self, row)
+
+    def _row(self, returns: np.ndarray) -> dict:
         recent = self.train_returns[-20:]
-        row = {
+        return {
             "env_steps": self.env_steps,
             "episodes": self.loop.episodes,
             "wall_s": round(self.wall_s, 4),
@@ -141,38 +192,95 @@ class ActorCriticTrainer:
             "return_std": float(returns.std()),
             "seed": self.config.seed,
             "train_return_recent": float(np.mean(recent)) if recent else float("nan"),
+            "diverged": False,
         }
-        self.rows.append(row)
-        self.eval_index += 1
-        for cb in self.callbacks:
-            cb.on_evaluation(self, row)
 
     # ----------------------------------------------------------------------------------
     def save_checkpoint(self, path: str | Path | None = None) -> Path:
-        """Write everything needed to continue this run exactly to ``run_dir/checkpoint.pkl``."""
+        """Write everything needed to continue this run exactly to ``run_dir/checkpoint.npz``.
+
+        The agent is checked for non-finite values first, so a checkpoint is always a
+        good one. Data only (:mod:`nmbrl_brian.checkpoints`), written atomically.
+
+        Raises
+        ------
+        DivergenceError
+            If the agent's weights, readouts or TD error are not finite (nothing is written).
+        """
         path = Path(path) if path is not None else self.run_dir / CHECKPOINT_FILE
+        self.agent.check_finite(self.env_steps)
         state = {
-            "loop": self.loop,
+            "agent_name": self.agent.name,
+            "config": self.config.to_dict(),
+            "loop": self.loop.state_dict(),
             "agent": self.agent.state_dict(),
             "rows": self.rows,
-            "train_returns": self.train_returns,
+            "train_returns": np.asarray(self.train_returns, dtype=float),
             "wall_s": self.wall_s,
             "eval_index": self.eval_index,
         }
-        write_pickle_atomic(state, path)
+        meta = {"env_steps": self.env_steps, "agent": self.agent.name}
+        write_checkpoint(path, state, kind=CHECKPOINT_KIND, meta=meta)
+        self.checkpoint_path, self.checkpoint_step = path, self.env_steps
         return path
 
     def load_checkpoint(self, path: str | Path | None = None) -> None:
-        """Restore a state written by :meth:`save_checkpoint`."""
+        """Restore a state written by :meth:`save_checkpoint`.
+
+        Raises
+        ------
+        CheckpointError
+            One line, if the file is damaged or foreign, was written by another agent or
+            another config (only ``total_env_steps`` and ``checkpoint_every`` may differ),
+            or does not restore (e.g. the environment replay differs).
+        """
         path = Path(path) if path is not None else self.run_dir / CHECKPOINT_FILE
-        state = read_pickle(path)
-        self.loop = state["loop"]
-        self.agent.load_state_dict(state["agent"])
-        self.rows = state["rows"]
-        self.train_returns = state["train_returns"]
-        self.wall_s = state["wall_s"]
-        self.eval_index = state["eval_index"]
+        state = read_checkpoint(path, kind=CHECKPOINT_KIND)
+        try:
+            if state["agent_name"] != self.agent.name:
+                raise CheckpointError(
+                    path, f"holds a {state['agent_name']!r} agent, this run has {self.agent.name!r}"
+                )
+            self._check_config(path, state["config"])
+            self.loop.load_state_dict(state["loop"])
+            self.agent.load_state_dict(state["agent"])
+            self.rows = [dict(r) for r in state["rows"]]
+            self.train_returns = [float(r) for r in np.asarray(state["train_returns"], dtype=float)]
+            self.wall_s = float(state["wall_s"])
+            self.eval_index = int(state["eval_index"])
+        except CheckpointError:
+            raise
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+            detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+            raise CheckpointError(path, f"does not restore this run ({detail})") from None
+        self.checkpoint_path, self.checkpoint_step = path, self.env_steps
         self._attach()
+
+    def _check_config(self, path: Path, saved: dict) -> None:
+        """Refuse a checkpoint written under another config (beyond the resumable fields)."""
+        try:
+            theirs = from_dict(RunConfig, saved).to_dict()
+        except ConfigError as exc:
+            raise CheckpointError(path, f"holds an invalid config ({exc})") from None
+        ours = self.config.to_dict()
+        for key in RESUME_OVERRIDES:
+            theirs.pop(key, None)
+            ours.pop(key, None)
+        if theirs != ours:
+            field = _first_difference(theirs, ours)
+            raise CheckpointError(
+                path, f"was written by a run with another config ({field} differs from config.json)"
+            )
+
+
+def _first_difference(a: dict, b: dict, prefix: str = "") -> str:
+    for key in sorted(set(a) | set(b)):
+        if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
+            if a[key] != b[key]:
+                return _first_difference(a[key], b[key], f"{prefix}{key}.")
+        elif a.get(key) != b.get(key):
+            return f"{prefix}{key}"
+    return prefix.rstrip(".") or "?"  # pragma: no cover - only called when a != b
 
 
 def steps_to_threshold(metrics: pd.DataFrame, threshold: float = 475.0) -> float:

@@ -39,6 +39,9 @@ class Callback:
     def on_training_end(self, trainer: ActorCriticTrainer) -> None:
         """Called once after the last step."""
 
+    def on_training_abort(self, trainer: ActorCriticTrainer, exc: BaseException) -> None:
+        """Called instead of :meth:`on_training_end` when training stops early (divergence, Ctrl-C)."""
+
 
 def progress_enabled() -> bool:
     """Show progress bars on a terminal, never under CI (``CI`` set) or when output is piped."""
@@ -74,6 +77,9 @@ class ProgressBar(Callback):
         if self.bar is not None:
             self.bar.close()
 
+    def on_training_abort(self, trainer: ActorCriticTrainer, exc: BaseException) -> None:
+        self.on_training_end(trainer)
+
 
 class MetricsWriter(Callback):
     """Rewrites ``metrics.csv`` after each evaluation and draws ``learning_curve.png`` at the end."""
@@ -93,7 +99,10 @@ class MetricsWriter(Callback):
 
 
 class Checkpointer(Callback):
-    """Saves a resumable checkpoint every ``every`` env steps and at the end of training."""
+    """Saves a resumable checkpoint at the start, every ``every`` env steps and at the end of training.
+
+    The first one (before any step) makes every interrupted or diverged run resumable.
+    """
 
     def __init__(self, every: int):
         self.every = every
@@ -101,6 +110,8 @@ class Checkpointer(Callback):
 
     def on_training_start(self, trainer: ActorCriticTrainer) -> None:
         self._saved_at = trainer.env_steps
+        if trainer.checkpoint_path is None:
+            trainer.save_checkpoint()
 
     def on_chunk_end(self, trainer: ActorCriticTrainer) -> None:
         # A multiple of ``every`` was reached (agents that advance in whole runs may pass it).

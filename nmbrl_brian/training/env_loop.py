@@ -58,9 +58,15 @@ class EnvLoop:
     episode_length: int = 0
     at_episode_start: bool = True
     obs: np.ndarray = field(init=False)
+    actions: list[int] = field(init=False, default_factory=list, repr=False)
+    """Actions taken since the last reset (a checkpoint replays them to restore the episode)."""
 
     def __post_init__(self) -> None:
         self.obs, _ = self.model.reset(seed=self.seed)
+
+    external: bool = False
+    """The environment runs elsewhere (inside a Brian2 network): :meth:`record` counts its
+    transitions, :attr:`model` is not stepped and checkpoints hold the counters only."""
 
     def step(self, action: int) -> Transition:
         """Take ``action``; if the episode ends, reset and start the next one."""
@@ -69,6 +75,7 @@ class EnvLoop:
         transition = Transition(
             obs, int(action), float(reward), np.asarray(next_obs), bool(terminated), bool(truncated)
         )
+        self.actions.append(int(action))
         self.record(transition.reward, transition.terminated, transition.truncated)
         if terminated or truncated:
             self.obs, _ = self.model.reset(seed=self.seed + self.episodes)
@@ -80,8 +87,7 @@ class EnvLoop:
         """Count one transition: steps, returns and episode ends (with the episode-end callback).
 
         :meth:`step` calls it; so does an agent whose environment runs inside its Brian2
-        network and only reports the transitions (the model here is then not stepped,
-        and :attr:`obs` is not kept up to date).
+        network (see :attr:`external`) and only reports the transitions.
         """
         self.env_steps += 1
         self.episode_length += 1
@@ -91,9 +97,72 @@ class EnvLoop:
             if self.on_episode_end is not None:
                 self.on_episode_end(self.episode_return, self.episode_length)
             self.episode_return, self.episode_length = 0.0, 0
+            self.actions.clear()
             self.at_episode_start = True
         else:
             self.at_episode_start = False
+
+    def state_dict(self) -> dict:
+        """The loop as data: counters, the current observation and the actions since the last reset.
+
+        The environment itself is not stored: :meth:`load_state_dict` resets it with
+        this episode's seed and replays the actions, which restores it exactly for
+        environments that are deterministic given their reset seed (gymnasium's
+        classic-control tasks, time limits included).
+        """
+        return {
+            "seed": self.seed,
+            "env_steps": self.env_steps,
+            "episodes": self.episodes,
+            "episode_return": self.episode_return,
+            "episode_length": self.episode_length,
+            "obs": np.array(self.obs),
+            "actions": np.asarray(self.actions, dtype=np.int64),
+            "external": self.external,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned, replaying the current episode.
+
+        Raises
+        ------
+        ValueError
+            If the state is inconsistent, or replaying does not reproduce the saved
+            observation and return (the environment is not deterministic).
+        """
+        if state.get("external", False):  # the environment's state is the agent's to restore
+            self.seed, self.episodes, self.env_steps = int(state["seed"]), int(state["episodes"]), int(state["env_steps"])
+            self.episode_return, self.episode_length = float(state["episode_return"]), int(state["episode_length"])
+            self.external, self.actions = True, []
+            self.at_episode_start = self.episode_length == 0
+            return
+        actions = [int(a) for a in np.asarray(state["actions"]).reshape(-1)]
+        length, episodes = int(state["episode_length"]), int(state["episodes"])
+        if len(actions) != length or int(state["env_steps"]) < length or episodes < 0:
+            raise ValueError("loop: inconsistent counters")
+        seed = int(state["seed"])
+        obs, _ = self.model.reset(seed=seed + episodes)
+        episode_return = 0.0
+        for action in actions:
+            obs, reward, terminated, truncated, _ = self.model.step(action)
+            episode_return += float(reward)
+            if terminated or truncated:
+                raise ValueError(
+                    "loop: the replayed episode ended early (the environment is not deterministic)"
+                )
+        saved_obs = np.asarray(state["obs"])
+        if not (
+            np.array_equal(np.asarray(obs), saved_obs) and episode_return == float(state["episode_return"])
+        ):
+            raise ValueError(
+                "loop: replaying the current episode did not reproduce the saved observation "
+                "(the environment is not deterministic given its reset seed)"
+            )
+        self.seed, self.episodes, self.env_steps = seed, episodes, int(state["env_steps"])
+        self.episode_return, self.episode_length = episode_return, length
+        self.actions = actions
+        self.obs = np.asarray(obs)
+        self.at_episode_start = length == 0
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 from nmbrl_brian.agents.base import BaseAgent
-from nmbrl_brian.config import RunConfig, load_config_json
+from nmbrl_brian.config import RESUME_OVERRIDES, RunConfig, apply_resume_overrides, load_config_json
 from nmbrl_brian.devices import select_device
 from nmbrl_brian.encoding import PopulationEncoder
 from nmbrl_brian.envs import EnvironmentWrapper
-from nmbrl_brian.errors import ConfigError
+from nmbrl_brian.errors import CheckpointError, ConfigError, RunInterrupted
 from nmbrl_brian.results import new_run_dir
 from nmbrl_brian.training.actor_critic_trainer import CHECKPOINT_FILE, ActorCriticTrainer
 from nmbrl_brian.training.callbacks import Callback, Checkpointer, EnergyReport, MetricsWriter, ProgressBar
@@ -50,12 +51,14 @@ def build_agent(config: RunConfig, observation_space, action_space, build_dir=No
     raise ConfigError("agent.kind", "a known agent kind", kind)  # pragma: no cover - validated earlier
 
 
-def _build_trainer(config: RunConfig, run_dir: Path, extra_callbacks) -> ActorCriticTrainer:
+def _build_trainer(
+    config: RunConfig, run_dir: Path, extra_callbacks, allow_env_import: bool = False
+) -> ActorCriticTrainer:
     build_dir = run_dir / "brian_build"
     if config.agent.kind != "dense_actor_critic":
         select_device(config.device, build_dir=build_dir)
-    env = EnvironmentWrapper(config.env_id)
-    eval_env = EnvironmentWrapper(config.env_id)
+    env = EnvironmentWrapper(config.env_id, allow_import=allow_env_import)
+    eval_env = EnvironmentWrapper(config.env_id, allow_import=allow_env_import)
     agent = build_agent(config, env.observation_space, env.action_space, build_dir=build_dir)
     callbacks: list[Callback] = [
         ProgressBar(),
@@ -67,39 +70,102 @@ def _build_trainer(config: RunConfig, run_dir: Path, extra_callbacks) -> ActorCr
     return ActorCriticTrainer(config, agent, env, eval_env, run_dir, callbacks)
 
 
+def _learn(trainer: ActorCriticTrainer) -> None:
+    """Train; a Ctrl-C becomes :class:`RunInterrupted`, which says where the checkpoint is."""
+    try:
+        trainer.learn()
+    except KeyboardInterrupt:
+        raise RunInterrupted(
+            trainer.run_dir, trainer.env_steps, trainer.checkpoint_path, trainer.checkpoint_step
+        ) from None
+
+
 def run_training(
-    config: RunConfig, out: str | Path = "results", callbacks: tuple[Callback, ...] = ()
+    config: RunConfig,
+    out: str | Path = "results",
+    callbacks: tuple[Callback, ...] = (),
+    *,
+    allow_env_import: bool = False,
 ) -> Path:
     """Train a fresh run of ``config`` under ``out``; return its results folder.
 
     The environment and agent are built (and so validated against each other)
     before the results folder is created, so bad input leaves nothing behind.
+    ``allow_env_import`` lets ``env_id`` be a ``module:Env`` id (imports ``module``).
+
+    Raises
+    ------
+    ConfigError
+        On bad input (nothing is written).
+    DivergenceError
+        If learning diverged; the folder keeps the last good checkpoint.
+    RunInterrupted
+        On Ctrl-C; the folder keeps the last checkpoint.
     """
     # Check the config against the env before anything is written: an unknown env id,
     # an unsupported space or encoding ranges of the wrong length raise ConfigError here.
-    probe = EnvironmentWrapper(config.env_id)
+    probe = EnvironmentWrapper(config.env_id, allow_import=allow_env_import)
     PopulationEncoder(config.encoding, probe.observation_space.shape[0])
     probe.close()
     run_dir = new_run_dir(out, config.run_name_stem)
     try:
         config.to_json(run_dir / "config.json")
-        trainer = _build_trainer(config, run_dir, callbacks)
+        trainer = _build_trainer(config, run_dir, callbacks, allow_env_import)
     except BaseException:
         import shutil
 
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    trainer.learn()
+    _learn(trainer)
     return run_dir
 
 
-def resume_training(run_dir: str | Path, callbacks: tuple[Callback, ...] = ()) -> Path:
-    """Continue the run in ``run_dir`` from its checkpoint with its saved ``config.json``."""
+def resume_training(
+    run_dir: str | Path,
+    callbacks: tuple[Callback, ...] = (),
+    *,
+    overrides: list[str] | tuple[str, ...] = (),
+    allow_env_import: bool = False,
+) -> Path:
+    """Continue the run in ``run_dir`` from its checkpoint with its saved ``config.json``.
+
+    ``overrides`` (``--set`` items) may change only :data:`~nmbrl_brian.config.RESUME_OVERRIDES`;
+    a change is printed to stderr and written to ``config.json`` once the checkpoint has loaded.
+
+    Raises
+    ------
+    ConfigError, CheckpointError
+        On a missing, damaged or foreign run folder or checkpoint, or a refused
+        override (one line; nothing is written).
+    """
     run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file() or not (run_dir / CHECKPOINT_FILE).is_file():
-        raise ConfigError("--resume", "a run folder holding config.json and checkpoint.pkl", str(run_dir))
-    config = load_config_json(run_dir / "config.json")
-    trainer = _build_trainer(config, run_dir, callbacks)
-    trainer.load_checkpoint()
-    trainer.learn()
+    checkpoint = run_dir / CHECKPOINT_FILE
+    if not (run_dir / "config.json").is_file():
+        raise ConfigError("--resume", f"a run folder holding config.json and {CHECKPOINT_FILE}", str(run_dir))
+    if not checkpoint.is_file():
+        if (run_dir / "checkpoint.pkl").is_file():
+            raise CheckpointError(
+                run_dir / "checkpoint.pkl",
+                "is a pickle from an earlier nmbrl; pickles can run code, so it is not loaded (start the run again)",
+            )
+        raise ConfigError("--resume", f"a run folder holding config.json and {CHECKPOINT_FILE}", str(run_dir))
+    saved = load_config_json(run_dir / "config.json")
+    config = apply_resume_overrides(saved, overrides)
+    trainer = _build_trainer(config, run_dir, callbacks, allow_env_import)
+    trainer.load_checkpoint(checkpoint)
+    if config.total_env_steps < trainer.env_steps:
+        raise ConfigError(
+            "total_env_steps",
+            f"an integer >= {trainer.env_steps} (steps this run has taken)",
+            config.total_env_steps,
+        )
+    if config != saved:
+        changes = ", ".join(
+            f"{key}={getattr(config, key)} (was {getattr(saved, key)})"
+            for key in RESUME_OVERRIDES
+            if getattr(config, key) != getattr(saved, key)
+        )
+        print(f"nmbrl: resuming {run_dir} with {changes}; config.json updated", file=sys.stderr)
+        config.to_json(run_dir / "config.json")
+    _learn(trainer)
     return run_dir

@@ -4,7 +4,8 @@
 random by default) into ``transitions.npz`` in its run folder, then trains the model
 either in epochs over the stored dataset or online, chunk by chunk as transitions
 arrive. Collection and training both resume: the dataset continues where it
-stopped, and finished epochs (saved in ``world_model.pkl``) are not repeated.
+stopped, and finished epochs (saved in ``world_model.npz``, a data-only checkpoint:
+:mod:`nmbrl_brian.checkpoints`) are not repeated.
 
 A model is trained through ``train_epoch(dataset) -> dict`` when it has one (the
 spiking world model: one pass of online e-prop over the data), else through
@@ -21,13 +22,16 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from nmbrl_brian.errors import ConfigError
-from nmbrl_brian.results import read_pickle, write_csv_atomic, write_pickle_atomic
+from nmbrl_brian.checkpoints import read_checkpoint, write_checkpoint
+from nmbrl_brian.errors import CheckpointError, ConfigError
+from nmbrl_brian.results import write_csv_atomic
 from nmbrl_brian.world_models.base import BaseWorldModel
 from nmbrl_brian.world_models.dataset import TransitionDataset, collect_transitions
 
 TRANSITIONS_FILE = "transitions.npz"
-MODEL_CHECKPOINT_FILE = "world_model.pkl"
+MODEL_CHECKPOINT_FILE = "world_model.npz"
+#: The ``kind`` of a world-model training checkpoint.
+MODEL_CHECKPOINT_KIND = "world_model_training"
 TRAINING_LOG_FILE = "world_model_training.csv"
 
 
@@ -147,9 +151,8 @@ class WorldModelTrainer:
 
     def _save_checkpoint(self) -> None:
         if hasattr(self.model, "state_dict"):
-            write_pickle_atomic(
-                {"model": self.model.state_dict(), "log": self.log}, self.run_dir / MODEL_CHECKPOINT_FILE
-            )
+            state = {"model": self.model.state_dict(), "log": self.log}
+            write_checkpoint(self.run_dir / MODEL_CHECKPOINT_FILE, state, kind=MODEL_CHECKPOINT_KIND)
         write_csv_atomic(pd.DataFrame(self.log), self.run_dir / TRAINING_LOG_FILE)
         (self.run_dir / "world_model_config.json").write_text(
             json.dumps(self.config.__dict__, indent=2) + "\n"
@@ -158,6 +161,10 @@ class WorldModelTrainer:
     def _load_checkpoint(self) -> None:
         path = self.run_dir / MODEL_CHECKPOINT_FILE
         if path.is_file() and hasattr(self.model, "load_state_dict"):
-            state = read_pickle(path)
-            self.model.load_state_dict(state["model"])
-            self.log = list(state["log"])
+            state = read_checkpoint(path, kind=MODEL_CHECKPOINT_KIND)
+            try:
+                self.model.load_state_dict(state["model"])
+                self.log = [dict(row) for row in state["log"]]
+            except (KeyError, ValueError, TypeError, IndexError) as exc:
+                detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+                raise CheckpointError(path, f"does not fit this model ({detail})") from None
