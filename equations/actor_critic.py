@@ -27,7 +27,8 @@ case the period completes the TD error (bootstrapping only on truncation), clear
 network state and the TD(lambda) traces and tells the environment to reset: that is
 the one period without a decision between episodes. The head then commands the
 environment: ``command = 1`` (step with ``action``), ``2`` (reset) or ``0`` (hold,
-after ``episode_budget`` episodes, e.g. at the end of an evaluation).
+after ``episode_budget`` episodes or ``step_budget`` steps, e.g. at the end of an
+evaluation or of a phase of real steps).
 
 **Learning signals.** A decision writes, for one step, the readout errors
 
@@ -90,6 +91,7 @@ reward : 1 (linked)            # environment port: reward of the last step
 terminated : integer (linked)  # environment port: the last step reached a terminal state
 needs_reset : integer (linked) # environment port: the episode is over (or not started)
 episodes_done : integer (linked)  # environment port: episodes finished
+steps_done : integer (linked)  # environment port: steps taken
 action : integer               # the action chosen at this period's decision
 command : integer              # to the environment: 0 hold, 1 step with action, 2 reset
 decide : integer               # 1 if a decision was taken this period
@@ -102,7 +104,8 @@ partition : 1                  # sum_k exp(y_k - logit_max)
 signal_scale : 1               # learning * decide / (||xbar||^2 + 1)
 learning : integer             # 1: learn (TD errors, learning signals); 0: frozen
 explore : integer              # 1: sample from the softmax; 0: greedy
-episode_budget : integer       # decide only while episodes_done < episode_budget
+episode_budget : integer       # decide only while episodes_done < episode_budget ...
+step_budget : integer          # ... and steps_done < step_budget (then hold)
 chunk_period : integer         # periods since the run started (row of the uniforms table)
 periods_total : integer        # periods since the loop started (index of the uniform stream)
 copy : integer (constant)      # copy of the loop
@@ -119,7 +122,7 @@ def head_step(n_actions: int, uniforms: str) -> str:
     lines = [
         "delta = learning * has_prev * (reward + gamma*value*(1 - terminated) - value_prev)",
         "clear = needs_reset",
-        "within_budget = int(episodes_done < episode_budget)",
+        "within_budget = int(episodes_done < episode_budget and steps_done < step_budget)",
         "decide = (1 - needs_reset) * within_budget",
         "command = decide + 2*needs_reset*within_budget",
         "logit_max = logit_0",

@@ -34,13 +34,16 @@ from __future__ import annotations
 import numpy as np
 from brian2 import check_units, implementation
 
-#: Slot orders at the start of a period, after the agent (see actor_critic).
+#: Slot orders at the start of a period, after the agent (see actor_critic): a switch
+#: between environments routes the command, the environment latches, steps, shows the
+#: observation and counts, the switch passes the ports on, the agent encodes.
+ORDER_ROUTE = 4
 ORDER_LATCH = 5
 ORDER_STEP = 6
 ORDER_OBSERVE = 7
 ORDER_BOOKKEEPING = 8
-#: The agent's input layer encodes the new observation after all of the above.
-ORDER_ENCODE = 9
+ORDER_MERGE = 9
+ORDER_ENCODE = 10
 
 #: Commands of the agent's head.
 HOLD, STEP, RESET = 0, 1, 2
@@ -84,6 +87,39 @@ steps_done += stepped
 resets_done += resetting
 reset_row += resetting
 """
+
+#: A switch between two environments (``real_*`` and ``dream_*``): the ports it passes on, with their units.
+SWITCHED_PORTS = {
+    "reward": "1",
+    "terminated": "integer",
+    "truncated": "integer",
+    "needs_reset": "integer",
+    "episodes_done": "integer",
+    "steps_done": "integer",
+}
+SWITCH_EQUATIONS = """
+command : integer (linked)     # from the agent
+use_dream : integer            # 1: the dream gets the commands and shows its ports; 0: the real environment
+command_real : integer         # the command as the real environment sees it (0: hold)
+command_dream : integer        # the command as the dream sees it
+""" + "".join(
+    f"{port} : {unit}\nreal_{port} : {unit} (linked)\ndream_{port} : {unit} (linked)\n"
+    for port, unit in SWITCHED_PORTS.items()
+)
+SWITCH_ROUTE = """
+command_real = command*(1 - use_dream)
+command_dream = command*use_dream
+"""
+SWITCH_MERGE = "".join(
+    f"{port} = use_dream*dream_{port} + (1 - use_dream)*real_{port}\n" for port in SWITCHED_PORTS
+)
+SWITCH_OBS_EQUATIONS = """
+obs : 1                        # the observation of the environment in use
+real_obs : 1 (linked)
+dream_obs : 1 (linked)
+use_dream : integer (linked)
+"""
+SWITCH_MERGE_OBS = "obs = use_dream*dream_obs + (1 - use_dream)*real_obs"
 
 #: Events of the ``env`` group (checked once per period, in the ``thresholds`` slot).
 ENV_EVENTS = {

@@ -53,7 +53,6 @@ so they exist only for the synapses created under connection probability ``p``.
 
 from __future__ import annotations
 
-
 # --------------------------------------------------------------------------------------
 # Learning synapses (input -> recurrent, recurrent -> recurrent)
 # --------------------------------------------------------------------------------------
@@ -91,9 +90,7 @@ ebar = {gate}(kappa*ebar + psi_post*(zbar_pre - beta*eps_a))
 eps_a = {gate}(psi_post*zbar_pre + (rho - psi_post*beta)*eps_a)
 """
 _ACTIVE_LIF = "active = int(abs(ebar) > sparse_eps or (psi_post > 0 and abs(zbar_pre) > sparse_eps))\n"
-_ACTIVE_ALIF = (
-    "active = int(abs(ebar) > sparse_eps or abs(eps_a) > sparse_eps or (psi_post > 0 and abs(zbar_pre) > sparse_eps))\n"
-)
+_ACTIVE_ALIF = "active = int(abs(ebar) > sparse_eps or abs(eps_a) > sparse_eps or (psi_post > 0 and abs(zbar_pre) > sparse_eps))\n"
 _COUNT = "n_trace_updates += active\n"
 
 WEIGHT_UPDATE = """

@@ -150,7 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nmbrl: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except RunInterrupted as exc:
-        flag = " --allow-env-import" if getattr(args, "allow_env_import", False) and exc.checkpoint is not None else ""
+        flag = (
+            " --allow-env-import"
+            if getattr(args, "allow_env_import", False) and exc.checkpoint is not None
+            else ""
+        )
         print(f"nmbrl: {exc}{flag}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:

@@ -141,7 +141,13 @@ class ClosedLoop:
     """
 
     def __init__(
-        self, agent: ActorCriticPart, env: EnvironmentPart, *, name: str = "closed_loop", build_dir=None
+        self,
+        agent: ActorCriticPart,
+        env: EnvironmentPart,
+        *,
+        others: tuple = (),
+        name: str = "closed_loop",
+        build_dir=None,
     ):
         from brian2 import Network
 
@@ -149,10 +155,13 @@ class ClosedLoop:
             raise ValueError(f"env: expected the agent's period {agent.period}, got {env.period}")
         agent.connect_environment(env)
         self.agent, self.env = agent, env
-        self.parts = [agent, env]
+        #: The environments with monitors (behind a switch: both of its environments).
+        self.environments: list[EnvironmentPart] = list(getattr(env, "environments", [env]))
+        inner = [e for e in self.environments if e is not env]
+        self.parts = [agent, env, *inner, *others]
         self.period = agent.period
         self.periods_per_run = int(agent.uniforms.values.shape[0])
-        self.network = Network(*agent.objects, *env.objects, name=name)
+        self.network = Network(*[obj for part in self.parts for obj in part.objects], name=name)
         check_no_network_operations(self.network)
         self.standalone = active_device_is_standalone()
         self.build_dir = Path(build_dir) if build_dir is not None else None
@@ -160,7 +169,7 @@ class ClosedLoop:
         self._state: dict[str, np.ndarray] | None = None  # standalone: the state between runs
         self._stored: dict[str, dict[str, np.ndarray] | None] = {}
         self._built = False
-        self._read = {"transitions": 0, "observed": 0, "episodes": 0}
+        self._read: dict[str, int] = {}
         self.timings: dict[str, list[float]] = {"build": [], "run": []}
 
     # ----------------------------------------------------------------------------------
@@ -225,7 +234,7 @@ class ClosedLoop:
 
     # ----------------------------------------------------------------------------------
     # Running
-    def run(self, periods: int, values: dict | None = None) -> RunRecord:
+    def run(self, periods: int, values: dict | None = None, active=None) -> dict[str, RunRecord]:
         """Simulate ``periods`` environment periods (standalone: whole runs of ``periods_per_run``).
 
         Parameters
@@ -235,15 +244,26 @@ class ClosedLoop:
         values : dict, optional
             ``{(group, variable): array}`` written before the first period (e.g. the
             head's learning and exploration flags).
+        active : iterable of parts, optional
+            Only these parts compute (runtime mode; a standalone build always runs all of
+            its parts, idle ones holding). Default: all.
 
         Returns
         -------
-        RunRecord
-            Transitions and finished episodes of these periods.
+        dict of str to RunRecord
+            Per environment part (by prefix): its transitions and finished episodes.
         """
         if periods < 1:
             raise ValueError(f"periods: expected an integer >= 1, got {periods}")
-        record = RunRecord(obs=np.zeros((0, self.env.obs_dim)), next_obs=np.zeros((0, self.env.obs_dim)))
+        if not self.standalone:
+            keep = set(map(id, self.parts if active is None else active))
+            for part in self.parts:
+                for obj in part.objects:
+                    obj.active = id(part) in keep
+        records = {
+            e.prefix: RunRecord(obs=np.zeros((0, e.obs_dim)), next_obs=np.zeros((0, e.obs_dim)))
+            for e in self.environments
+        }
         pending = dict(values or {})
         remaining = periods
         while remaining > 0:
@@ -253,14 +273,15 @@ class ClosedLoop:
                 self._standalone_run(pending)
             else:
                 self._runtime_run(n, pending)
-            part = self._collect()
-            part.periods = n
-            part.wall_s = time.perf_counter() - start
-            self.timings["run"].append(part.wall_s)
-            record.extend(part)
+            wall_s = time.perf_counter() - start
+            self.timings["run"].append(wall_s)
+            for env in self.environments:
+                part = self._collect(env)
+                part.periods, part.wall_s = n, wall_s
+                records[env.prefix].extend(part)
             pending = {}
             remaining -= n
-        return record
+        return records
 
     def _run_inputs(self, values: dict) -> tuple[dict, dict]:
         """Values (run values of the parts, then ``values``) and table contents of the next run."""
@@ -306,7 +327,7 @@ class ClosedLoop:
         self._compile()
         device = get_device()
         entries = []
-        monitors = [self.env.transitions, self.env.observed, self.env.episodes]
+        monitors = [m for e in self.environments for m in (e.transitions, e.observed, e.episodes)]
         recorded = [(m, name) for m in monitors for name in ("i", *m.record_variables)]
         for obj, name in [*self.variables, *recorded]:
             var = obj.variables[name]
@@ -390,21 +411,20 @@ class ClosedLoop:
 
     # ----------------------------------------------------------------------------------
     # Monitors
-    def _new(self, monitor, key: str, names: list[str]) -> dict[str, np.ndarray]:
+    def _new(self, monitor, names: list[str]) -> dict[str, np.ndarray]:
         """Events of ``monitor`` since the last read (standalone monitors restart every run)."""
-        first = 0 if self.standalone else self._read[key]
+        first = 0 if self.standalone else self._read.get(monitor.name, 0)
         data = {"i": np.asarray(monitor.i[:])[first:]}
         for name in names:
             data[name] = np.asarray(getattr(monitor, name)[:])[first:]
         if not self.standalone:
-            self._read[key] += len(data["i"])
+            self._read[monitor.name] = first + len(data["i"])
         return data
 
-    def _collect(self) -> RunRecord:
-        env = self.env
-        tr = self._new(env.transitions, "transitions", ["action", "reward", "terminated", "truncated"])
-        ob = self._new(env.observed, "observed", ["obs_prev", "obs"])
-        ep = self._new(env.episodes, "episodes", ["episode_return", "episode_steps"])
+    def _collect(self, env: EnvironmentPart) -> RunRecord:
+        tr = self._new(env.transitions, ["action", "reward", "terminated", "truncated"])
+        ob = self._new(env.observed, ["obs_prev", "obs"])
+        ep = self._new(env.episodes, ["episode_return", "episode_steps"])
         d = env.obs_dim
         n = len(tr["i"])
         # Observation events come in blocks of d per transition, in neuron order within a period.

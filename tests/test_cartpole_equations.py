@@ -110,7 +110,9 @@ def test_one_step_from_the_same_state_matches_to_rounding():
     e.needs_reset = 0
     head.command, head.action = STEP, actions
     net.run(10 * ms)
-    got = np.column_stack([e.x[:] / meter, e.x_dot[:] / (meter / second), e.theta[:], e.theta_dot[:] * second])
+    got = np.column_stack(
+        [e.x[:] / meter, e.x_dot[:] / (meter / second), e.theta[:], e.theta_dot[:] * second]
+    )
     ref = np.empty_like(states)
     for i, (state, action) in enumerate(zip(states, actions)):
         env.state, env.steps_beyond_terminated = state.copy(), None

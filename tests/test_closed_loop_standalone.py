@@ -55,21 +55,21 @@ def weights(agent: ActorCriticPart, loop: ClosedLoop) -> dict[str, np.ndarray]:
 def test_rerun_with_run_args_equals_one_long_run_and_runtime(tmp_path):
     # Two executions of one build of 150 periods ...
     agent, loop = build_loop("cpp_standalone", tmp_path / "chunks", 150)
-    first = loop.run(150)
-    second = loop.run(150)
+    first = loop.run(150)["cartpole"]
+    second = loop.run(150)["cartpole"]
     assert len(loop.timings["build"]) == 1, "the project must be built once"
     chunked = weights(agent, loop)
     steps = first.steps + second.steps
     returns = np.concatenate([first.episode_return, second.episode_return])
     # ... equal one execution of a build of 300 periods ...
     agent, loop = build_loop("cpp_standalone", tmp_path / "long", 300)
-    long = loop.run(300)
+    long = loop.run(300)["cartpole"]
     assert long.steps == steps and np.array_equal(long.episode_return, returns)
     for name, w in weights(agent, loop).items():
         np.testing.assert_array_equal(chunked[name], w, err_msg=f"{name}: re-run chunks vs one long run")
     # ... and the same 300 periods in runtime mode (cython), up to compiler rounding.
     agent, loop = build_loop("runtime", None, 300)
-    runtime = loop.run(300)
+    runtime = loop.run(300)["cartpole"]
     assert runtime.steps == steps and np.array_equal(
         runtime.action, np.concatenate([first.action, second.action])
     )

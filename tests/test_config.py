@@ -105,7 +105,10 @@ def test_from_dict_rejects_wrong_tuple_type():
     [
         (["network.n_recurrent=30"], "network.n_recurrent"),  # dense agent: the spiking network is unused
         (["agent.kind=spiking_actor_critic", "dense.hidden_units=4"], "dense.hidden_units"),
-        (["agent.kind=spiking_actor_critic", "network.update_interval_steps=5"], "network.update_interval_steps"),
+        (
+            ["agent.kind=spiking_actor_critic", "network.update_interval_steps=5"],
+            "network.update_interval_steps",
+        ),
         (["agent.kind=spiking_actor_critic", "network.beta=0.1"], "network.beta"),  # LIF: no adaptation
         (["encoding.kind=raw", "encoding.width=0.3"], "encoding.width"),
     ],

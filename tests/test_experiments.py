@@ -34,7 +34,9 @@ def test_baseline_dense_quick_and_resumable(tmp_path):
     runs_before = sorted(p.name for p in (out / "runs").iterdir())
     again = run_script("experiments/baseline_dense.py", "--quick", "--seeds", "2", "--out", str(out))
     assert again.returncode == 0
-    assert sorted(p.name for p in (out / "runs").iterdir()) == runs_before, "a re-run should reuse finished seeds"
+    assert sorted(p.name for p in (out / "runs").iterdir()) == runs_before, (
+        "a re-run should reuse finished seeds"
+    )
     assert headline(again.stdout) == figures, "a re-run over finished seeds should report the same figures"
 
     collected = tmp_path / "all.csv"
@@ -60,7 +62,9 @@ def test_parallel_workers_give_the_same_results(tmp_path):
     pd.testing.assert_frame_equal(a, b, obj="metrics with --workers 2 vs 1")
     assert len(list((parallel / "runs").iterdir())) == 2, "each seed should have one run folder"
     bad = run_script("experiments/baseline_dense.py", "--workers", "0", "--out", str(tmp_path / "w"))
-    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: --workers:"), bad.stderr
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: --workers:"), (
+        bad.stderr
+    )
     assert not (tmp_path / "w").exists(), "bad --workers must not create the output folder"
 
 
@@ -94,7 +98,9 @@ def test_activity_sparse_quick(tmp_path):
     figures = headline(proc.stdout)
     assert "skipped_eps_1e-6" in figures and "steps_to_475_dense" in figures, f"headline: {figures}"
     sweep = pd.read_csv(out / "sweep.csv")
-    assert list(sweep["setting"]) == ["dense", "eps_1e-6", "eps_1e-3", "eps_1e-2"], f"settings: {sweep['setting']}"
+    assert list(sweep["setting"]) == ["dense", "eps_1e-6", "eps_1e-3", "eps_1e-2"], (
+        f"settings: {sweep['setting']}"
+    )
     dense = sweep[sweep.setting == "dense"].iloc[0]
     assert dense["skipped"] == 0 and dense["performed"] == dense["total"] > 0, f"dense row: {dense.to_dict()}"
     sparse = sweep[sweep.setting != "dense"]

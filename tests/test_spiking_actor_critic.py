@@ -264,9 +264,9 @@ def test_softmax_sampler_matches_the_probabilities():
         setattr(head, f"logit_{k}", linked_var(source, f"y{k}"))
     head.value = linked_var(source, "zero")
     head.bias_trace = linked_var(source, "zero")
-    for var in ("reward", "terminated", "needs_reset", "episodes_done"):
+    for var in ("reward", "terminated", "needs_reset", "episodes_done", "steps_done"):
         setattr(head, var, linked_var(source, "zero"))
-    head.explore, head.episode_budget = 1, 10**6
+    head.explore, head.episode_budget, head.step_budget = 1, 10**6, 10**6
     head.run_regularly(ac_eqs.head_step(n_actions, uniforms.name), when="start", name="sampler_step")
     monitor = StateMonitor(head, ["action", "partition"], record=True, when="end", name="sampler_monitor")
     net = Network(source, head, monitor)

@@ -56,7 +56,9 @@ def test_online_mode_trains_each_chunk(tmp_path):
 def test_resume_skips_finished_epochs(tmp_path):
     cfg = WorldModelTrainingConfig(n_transitions=200, epochs=4)
     first = CountingModel()
-    trainer = WorldModelTrainer(first, EnvironmentWrapper(), tmp_path, WorldModelTrainingConfig(n_transitions=200, epochs=2))
+    trainer = WorldModelTrainer(
+        first, EnvironmentWrapper(), tmp_path, WorldModelTrainingConfig(n_transitions=200, epochs=2)
+    )
     trainer.train()
     second = CountingModel()
     WorldModelTrainer(second, EnvironmentWrapper(), tmp_path, cfg).train()
@@ -65,10 +67,14 @@ def test_resume_skips_finished_epochs(tmp_path):
 
 def test_fit_models_are_trained_once_per_epoch(tmp_path):
     model = LinearWorldModel.for_env("CartPole-v1")
-    WorldModelTrainer(model, EnvironmentWrapper(), tmp_path, WorldModelTrainingConfig(n_transitions=400, epochs=1)).train()
+    WorldModelTrainer(
+        model, EnvironmentWrapper(), tmp_path, WorldModelTrainingConfig(n_transitions=400, epochs=1)
+    ).train()
     data = TransitionDataset.load(tmp_path / TRANSITIONS_FILE)
     pred, _, _ = model.predict(data.obs[:50], data.action[:50])
-    assert np.mean((pred - data.next_obs[:50]) ** 2) < 1e-3, "the fitted linear model should predict CartPole closely"
+    assert np.mean((pred - data.next_obs[:50]) ** 2) < 1e-3, (
+        "the fitted linear model should predict CartPole closely"
+    )
 
 
 def test_config_validation():

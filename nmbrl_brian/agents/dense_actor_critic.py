@@ -47,8 +47,8 @@ import numpy as np
 
 from nmbrl_brian.agents.base import BaseAgent
 from nmbrl_brian.agents.config import AgentConfig
-from nmbrl_brian.energy import OperationCounts
 from nmbrl_brian.encoding import EncodingConfig, PopulationEncoder
+from nmbrl_brian.energy import OperationCounts
 from nmbrl_brian.envs.environment_wrapper import check_spaces
 from nmbrl_brian.errors import ConfigError, DivergenceError
 

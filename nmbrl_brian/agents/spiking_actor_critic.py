@@ -166,7 +166,7 @@ class SpikingActorCritic(BaseAgent):
         while loop.env_steps < target:
             remaining = target - loop.env_steps
             periods = remaining if not self.loop.standalone else self.loop.periods_per_run
-            record = self.loop.run(periods, values)
+            record = self.loop.run(periods, values)[self.env_part.prefix]
             values = {}
             self._account(loop, record)
             self._keep(record)
@@ -185,7 +185,7 @@ class SpikingActorCritic(BaseAgent):
         try:
             while done < episodes:
                 periods = self.loop.periods_per_run if self.loop.standalone else EVALUATION_RUN_PERIODS
-                record = self.loop.run(periods, values)
+                record = self.loop.run(periods, values)[self.env_part.prefix]
                 values = {}
                 self._account(loop, record)
                 done += len(record.episode_return)

@@ -131,7 +131,7 @@ class ActorCriticPart(Part):
         )
         self.head.copy = np.arange(b)
         self.head.learning, self.head.explore = 1, 1
-        self.head.episode_budget = np.iinfo(np.int32).max
+        self.head.episode_budget = self.head.step_budget = np.iinfo(np.int32).max
         readout_index = np.arange(b)[:, None] * n_out
         for k in range(self.n_actions):
             setattr(self.head, f"logit_{k}", linked_var(e.readout, "y", index=(readout_index + k).ravel()))
@@ -246,7 +246,7 @@ class ActorCriticPart(Part):
                 f"got {env.obs_dim} and {env.n_actions}"
             )
         copies = np.arange(self.n_copies)
-        for var in ("reward", "terminated", "needs_reset", "episodes_done"):
+        for var in ("reward", "terminated", "needs_reset", "episodes_done", "steps_done"):
             setattr(self.head, var, linked_var(env.env, var, index=copies))
         k = self.encoding_config.neurons_per_dim
         dim_of_input = np.tile(np.repeat(np.arange(self.obs_dim), k), self.n_copies)
@@ -269,14 +269,27 @@ class ActorCriticPart(Part):
     def run_values(self) -> dict[tuple[Any, str], np.ndarray]:
         return {(self.head, "chunk_period"): np.zeros(self.n_copies, dtype=np.int32)}
 
-    def mode(self, *, learning: bool, explore: bool, episode_budget: int | None = None) -> dict:
-        """Head values of a phase: learning on or off, sampling or greedy, an episode budget."""
-        budget = np.iinfo(np.int32).max if episode_budget is None else int(episode_budget)
+    def mode(
+        self,
+        *,
+        learning: bool,
+        explore: bool,
+        episode_budget: int | None = None,
+        step_budget: int | None = None,
+    ) -> dict:
+        """Head values of a phase: learning on or off, sampling or greedy, episode and step budgets
+        (counted by the environment, e.g. from its restart)."""
+        unlimited = np.iinfo(np.int32).max
         n = self.n_copies
         return {
             (self.head, "learning"): np.full(n, int(learning), dtype=np.int32),
             (self.head, "explore"): np.full(n, int(explore), dtype=np.int32),
-            (self.head, "episode_budget"): np.full(n, budget, dtype=np.int32),
+            (self.head, "episode_budget"): np.full(
+                n, unlimited if episode_budget is None else episode_budget, dtype=np.int32
+            ),
+            (self.head, "step_budget"): np.full(
+                n, unlimited if step_budget is None else step_budget, dtype=np.int32
+            ),
         }
 
     def fresh_episode(self) -> dict:

@@ -126,10 +126,12 @@ class EnvironmentPart(Part):
         self.transitions = self.observed = self.episodes = None
 
     # ----------------------------------------------------------------------------------
-    def connect_agent(self, head: NeuronGroup, copy_index: np.ndarray | None = None) -> None:
-        """Read ``command`` and ``action`` from an agent's head (one head neuron per copy)."""
-        index = np.arange(self.n_copies) if copy_index is None else np.asarray(copy_index)
-        self.env.command = linked_var(head, "command", index=index)
+    def connect_agent(self, head: NeuronGroup, command: tuple[NeuronGroup, str] | None = None) -> None:
+        """Read ``action`` from an agent's head and ``command`` from it too (or from ``command``,
+        a ``(group, variable)`` such as a switch's routed command); one neuron per copy."""
+        index = np.arange(self.n_copies)
+        source, name = command if command is not None else (head, "command")
+        self.env.command = linked_var(source, name, index=index)
         self.env.action = linked_var(head, "action", index=index)
         prefix = self.prefix
         # The monitors record the linked action, so they can only exist from now on.

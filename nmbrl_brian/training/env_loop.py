@@ -131,8 +131,15 @@ class EnvLoop:
             observation and return (the environment is not deterministic).
         """
         if state.get("external", False):  # the environment's state is the agent's to restore
-            self.seed, self.episodes, self.env_steps = int(state["seed"]), int(state["episodes"]), int(state["env_steps"])
-            self.episode_return, self.episode_length = float(state["episode_return"]), int(state["episode_length"])
+            self.seed, self.episodes, self.env_steps = (
+                int(state["seed"]),
+                int(state["episodes"]),
+                int(state["env_steps"]),
+            )
+            self.episode_return, self.episode_length = (
+                float(state["episode_return"]),
+                int(state["episode_length"]),
+            )
             self.external, self.actions = True, []
             self.at_episode_start = self.episode_length == 0
             return

@@ -7,7 +7,10 @@ environments. Every bound is read from the environment object itself, so a chang
 constants in gymnasium is picked up automatically.
 
 A termination function maps next observations to terminal flags:
-``fn(next_obs: (N, D) or (D,)) -> bool array (N,) or bool``.
+``fn(next_obs: (N, D) or (D,)) -> bool array (N,) or bool``. Each one is also Brian2 code
+(:meth:`brian2_code`: an ``int(...)`` expression of the observation components ``s_0,
+s_1, ...`` with its constants in :meth:`namespace`), so a dream environment inside a
+Brian2 network ends episodes by the same rule.
 
 Gymnasium evaluates the condition on its float64 internal state and then rounds the
 observation to float32; a state within float32 rounding of a bound can therefore be
@@ -62,6 +65,14 @@ class CartPoleTermination:
         env = _unwrapped(env_id)
         return cls(float(env.x_threshold), float(env.theta_threshold_radians))
 
+    def brian2_code(self) -> str:
+        """The condition as Brian2 code on ``s_0 .. s_3``."""
+        return "int(abs(s_0) > x_threshold or abs(s_2) > theta_threshold)"
+
+    def namespace(self) -> dict:
+        """Constants of :meth:`brian2_code`."""
+        return {"x_threshold": self.x_threshold, "theta_threshold": self.theta_threshold_radians}
+
     def __call__(self, next_obs: np.ndarray) -> np.ndarray:
         s = np.asarray(next_obs, dtype=np.float64)
         x, theta = s[..., 0], s[..., 2]
@@ -90,6 +101,14 @@ class AcrobotTermination:
         _unwrapped(env_id)
         return cls()
 
+    def brian2_code(self) -> str:
+        """The condition as Brian2 code on ``s_0 .. s_3`` (cos t1, sin t1, cos t2, sin t2)."""
+        return "int(-s_0 - (s_0*s_2 - s_1*s_3) > goal_height)"
+
+    def namespace(self) -> dict:
+        """Constants of :meth:`brian2_code`."""
+        return {"goal_height": self.height}
+
     def __call__(self, next_obs: np.ndarray) -> np.ndarray:
         s = np.asarray(next_obs, dtype=np.float64)
         c1, s1, c2, s2 = s[..., 0], s[..., 1], s[..., 2], s[..., 3]
@@ -110,6 +129,14 @@ class MountainCarTermination:
         """Read the goal from ``gym.make(env_id).unwrapped``."""
         env = _unwrapped(env_id)
         return cls(float(env.goal_position), float(env.goal_velocity))
+
+    def brian2_code(self) -> str:
+        """The condition as Brian2 code on ``s_0, s_1`` (position, velocity)."""
+        return "int(s_0 >= goal_position and s_1 >= goal_velocity)"
+
+    def namespace(self) -> dict:
+        """Constants of :meth:`brian2_code`."""
+        return {"goal_position": self.goal_position, "goal_velocity": self.goal_velocity}
 
     def __call__(self, next_obs: np.ndarray) -> np.ndarray:
         s = np.asarray(next_obs, dtype=np.float64)

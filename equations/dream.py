@@ -1,0 +1,78 @@
+"""A dream: an environment whose steps come from a model of the real one, as Brian2 code.
+
+The dream offers the environment ports of :mod:`nmbrl_brian.equations.environment`; its
+state *is* its observation (one neuron of the ``obs`` group per copy and dimension). A
+model (the *predictor*) writes, before the step, the next observation ``obs_next`` for
+the action the agent has just chosen, and the reward ``reward_next``. Then, once per
+period:
+
+.. math::
+
+    s_{n+1} = \\begin{cases} \\hat s(s_n, a_n) & \\text{step} \\\\
+        s^{start}_k & \\text{reset (row } k \\text{ of a table of real states)} \\\\
+        s_n & \\text{hold} \\end{cases}
+    \\qquad
+    \\mathrm{terminated}_{n+1} = \\mathrm{done}(s_{n+1}), \\quad
+    \\mathrm{truncated}_{n+1} = [\\text{the episode reached } H \\text{ steps}]
+
+where ``done`` is the task's termination rule written as Brian2 code
+(:mod:`nmbrl_brian.world_models.termination`) or a learned readout, and ``H`` is the
+dream horizon. Dreams start from real states the agent has visited, drawn by the
+dream part into a reset table before every run.
+
+Predictors (see :mod:`nmbrl_brian.parts.dream`): the spiking world model (the prediction
+it latched for each action at the end of the previous period), a linear model on
+standardised features, or the CartPole equations themselves (a perfect model).
+"""
+
+from __future__ import annotations
+
+#: Added to the ``obs`` port group of a dream.
+DREAM_OBS_EQUATIONS = """
+obs_next : 1                   # the model's next observation for the chosen action (written by the predictor)
+command : integer (linked)     # the env group's command
+action : integer (linked)      # the agent's action
+reset_row : integer (linked)   # the env group's row of the start table
+"""
+
+#: Added to the ``env`` group of a dream.
+DREAM_ENV_EQUATIONS = """
+reward_next : 1                # the model's reward for the chosen action (written by the predictor)
+failed_next : 1                # learned termination (0..1) for the chosen action, if the model learns it
+"""
+
+
+def dream_obs_step(table: str) -> str:
+    """Abstract code of the step of a dream's state (``{table}``: TimedArray of start states)."""
+    return f"""
+stepping = int(command == 1)
+resetting = int(command == 2)
+obs = (1 - stepping - resetting)*obs + stepping*obs_next + resetting*{table}(reset_row*period_dt, copy*obs_dim + dim)
+"""
+
+
+def dream_env_step(termination: str | None) -> str:
+    """Abstract code of a dream's ports after the step: ``termination`` is an ``int(...)`` expression
+    of ``s_0, s_1, ...`` (the task's rule), or None for the learned readout ``failed_next > 0.5``."""
+    failed = termination if termination is not None else "int(failed_next > 0.5)"
+    return f"""
+stepping = int(command == 1)
+resetting = int(command == 2)
+holding = 1 - stepping - resetting
+failed = {failed}
+terminated = holding*terminated + stepping*failed
+truncated = holding*truncated + stepping*int(episode_steps + 1 >= horizon)
+reward = holding*reward + stepping*reward_next
+needs_reset = holding*needs_reset + stepping*int(terminated == 1 or truncated == 1)
+stepped = stepping
+"""
+
+
+def state_links(obs_dim: int) -> str:
+    """Linked variables ``s_0 .. s_{D-1}``: the components of one copy's observation."""
+    return "".join(f"s_{d} : 1 (linked)   # observation component {d} of this copy\n" for d in range(obs_dim))
+
+
+def select_by_action(values: list[str]) -> str:
+    """``sum_a int(action == a) * values[a]``: the prediction for the chosen action."""
+    return " + ".join(f"int(action == {a})*({v})" for a, v in enumerate(values))
