@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nmbrl_brian.agents.config import AgentConfig
+from nmbrl_brian.agents.config import EQUATION_ENVIRONMENTS, AgentConfig, ModelBasedConfig
 from nmbrl_brian.agents.dense_actor_critic import DenseNetworkConfig
 from nmbrl_brian.devices import DEVICES
 from nmbrl_brian.encoding import EncodingConfig
@@ -37,8 +37,6 @@ from nmbrl_brian.snn.config import SpikingNetworkConfig
 
 #: Values of ``environment``.
 ENVIRONMENTS = ("auto", "gymnasium", "equations")
-#: Environments written as Brian2 equations (``environment = "equations"``).
-EQUATION_ENVIRONMENTS = ("CartPole-v0", "CartPole-v1")
 
 
 @dataclass(frozen=True)
@@ -53,6 +51,9 @@ class RunConfig:
     """Real environment steps to train for."""
     eval_every: int = 5_000
     """Evaluate the greedy policy every this many environment steps."""
+    eval_schedule: tuple[int, ...] = ()
+    """Explicit evaluation points (env steps, increasing); after the last one, every ``eval_every``
+    steps. A model-based agent runs one cycle between two evaluations."""
     eval_episodes: int = 20
     """Episodes per evaluation (greedy actions, seeds disjoint from training)."""
     checkpoint_every: int = 20_000
@@ -62,7 +63,7 @@ class RunConfig:
     environment: str = "auto"
     """How a spiking agent's closed loop runs the environment: ``gymnasium`` (one network operation,
     runtime only), ``equations`` (the environment as Brian2 equations: CartPole) or ``auto``
-    (equations on standalone devices, gymnasium in runtime mode)."""
+    (equations on standalone devices and for the model-based agent, gymnasium otherwise)."""
     periods_per_run: int = 2000
     """Environment steps (periods) per Brian2 run of a spiking closed loop: a standalone binary
     simulates exactly this many per execution, runtime runs at most this many."""
@@ -73,7 +74,9 @@ class RunConfig:
     dense: DenseNetworkConfig = field(default_factory=DenseNetworkConfig)
     """The dense baseline's network (used when ``agent.kind = "dense_actor_critic"``)."""
     network: SpikingNetworkConfig = field(default_factory=SpikingNetworkConfig)
-    """The spiking network (used when ``agent.kind = "spiking_actor_critic"``)."""
+    """The spiking network (used by the spiking agents)."""
+    model_based: ModelBasedConfig = field(default_factory=ModelBasedConfig)
+    """The model-based cycle (used when ``agent.kind = "spiking_model_based"``)."""
 
     def __post_init__(self) -> None:
         if self.seed < 0:
@@ -82,6 +85,8 @@ class RunConfig:
             raise ConfigError("total_env_steps", "an integer >= 1", self.total_env_steps)
         if self.eval_every < 1:
             raise ConfigError("eval_every", "an integer >= 1", self.eval_every)
+        if any(b <= a for a, b in zip((0, *self.eval_schedule), self.eval_schedule)):
+            raise ConfigError("eval_schedule", "increasing positive step counts", list(self.eval_schedule))
         if self.eval_episodes < 1:
             raise ConfigError("eval_episodes", "an integer >= 1", self.eval_episodes)
         if self.checkpoint_every < 0:
@@ -118,6 +123,8 @@ class RunConfig:
         """``"gymnasium"`` or ``"equations"``: the environment part a spiking agent runs with."""
         if self.environment != "auto":
             return self.environment
+        if self.agent.kind == "spiking_model_based":  # its real environment shares the network with the dream
+            return "equations"
         return "gymnasium" if self.device == "runtime" else "equations"
 
     @property
@@ -145,6 +152,9 @@ class RunConfig:
 def unused_fields(config: RunConfig) -> dict[str, str]:
     """The dotted fields that ``config``'s components do not use, each with the reason."""
     unused: dict[str, str] = {}
+    if config.agent.kind != "spiking_model_based":
+        for f in dataclasses.fields(ModelBasedConfig):
+            unused[f"model_based.{f.name}"] = f"agent.kind is {config.agent.kind!r} (not model-based)"
     if config.agent.kind == "dense_actor_critic":
         for f in dataclasses.fields(SpikingNetworkConfig):
             unused[f"network.{f.name}"] = (

@@ -92,6 +92,7 @@ def select_device(name: str, build_dir: str | Path | None = None) -> DeviceSelec
 
     if name not in DEVICES:
         raise DeviceError(f"device: expected one of {', '.join(DEVICES)}, got {name!r}")
+    reset_device()  # a standalone project of an earlier run in this process is forgotten
     if name == "runtime":
         brian2.set_device("runtime")
         target = runtime_codegen_target()

@@ -124,6 +124,10 @@ class BaseAgent(ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
 
+    def progress(self) -> dict[str, Any]:
+        """Extra columns for each ``metrics.csv`` row (e.g. a model-based agent's dreamed steps)."""
+        return {}
+
     def finite_values(self) -> dict[str, Any]:
         """Named quantities that must stay finite while learning: weights, readouts, TD error.
 

@@ -7,7 +7,11 @@ from dataclasses import dataclass
 
 from nmbrl_brian.errors import ConfigError
 
-AGENT_KINDS = ("dense_actor_critic", "spiking_actor_critic")
+AGENT_KINDS = ("dense_actor_critic", "spiking_actor_critic", "spiking_model_based")
+#: Environments written as Brian2 equations (a spiking agent's ``environment = "equations"``).
+EQUATION_ENVIRONMENTS = ("CartPole-v0", "CartPole-v1")
+#: Models a model-based agent can dream in.
+MODELS = ("spiking", "linear", "perfect")
 
 
 @dataclass(frozen=True)
@@ -15,7 +19,8 @@ class AgentConfig:
     """The actor-critic learning rule: TD error, eligibility traces and step sizes."""
 
     kind: str = "dense_actor_critic"
-    """Which agent to build: ``"dense_actor_critic"`` or ``"spiking_actor_critic"``."""
+    """Which agent to build: ``"dense_actor_critic"``, ``"spiking_actor_critic"`` or
+    ``"spiking_model_based"`` (the spiking actor-critic learning in a world model's dreams)."""
     gamma: float = 0.99
     """Discount factor of the TD error, in [0, 1)."""
     trace_decay: float = 0.8
@@ -39,3 +44,27 @@ class AgentConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"agent.{name}", "a finite number > 0", value)
+
+
+@dataclass(frozen=True)
+class ModelBasedConfig:
+    """The model-based cycle of ``agent.kind = "spiking_model_based"`` (config section ``model_based``)."""
+
+    model: str = "spiking"
+    """The dream's model: ``"spiking"`` (the spiking world model of section ``world_model``,
+    learned from the real transitions), ``"linear"`` (least squares on the same data: a bound)
+    or ``"perfect"`` (the CartPole equations: the bound without model error)."""
+    dream_steps: int = 5000
+    """Dreamed steps the agent acts and learns for in each cycle."""
+    horizon: int = 100
+    """A dream episode is truncated after this many steps (the agent bootstraps from its value)."""
+    start_states: int = 0
+    """Dreams start from real states drawn from the last this many real transitions (0: all)."""
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ConfigError("model_based.model", "one of " + ", ".join(map(repr, MODELS)), self.model)
+        for name, minimum in (("dream_steps", 0), ("horizon", 1), ("start_states", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ConfigError(f"model_based.{name}", f"an integer >= {minimum}", value)

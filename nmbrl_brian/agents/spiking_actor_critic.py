@@ -27,8 +27,7 @@ from typing import Any
 import numpy as np
 
 from nmbrl_brian.agents.base import BaseAgent
-from nmbrl_brian.agents.config import AgentConfig
-from nmbrl_brian.config import EQUATION_ENVIRONMENTS
+from nmbrl_brian.agents.config import EQUATION_ENVIRONMENTS, AgentConfig
 from nmbrl_brian.encoding import EncodingConfig
 from nmbrl_brian.energy import OperationCounts
 from nmbrl_brian.errors import ConfigError, check_finite
@@ -116,13 +115,29 @@ class SpikingActorCritic(BaseAgent):
             self.env_part = CartPolePart(
                 period=period, seeds=[0], resets_per_run=periods_per_run // 2 + 2, env_id=env_id
             )
-        self.loop = ClosedLoop(self.part, self.env_part, name="spiking_actor_critic", build_dir=build_dir)
+        self.loop = self._build_loop(build_dir)
         self._training_loop: EnvLoop | None = None
         self.real_transitions = TransitionDataset(obs_dim, meta={"env_id": env_id, "source": "training"})
         self._episode_position = [0, 0]  # episode id and time step of the next real transition
         self._counts = OperationCounts()
         self._trace_counts = {"performed": 0, "skipped": 0, "total": 0}
         self._last_cumulative: tuple[OperationCounts, dict] | None = None
+
+    def _build_loop(self, build_dir) -> ClosedLoop:
+        """The closed loop of this agent (subclasses add parts: a dream, a world model)."""
+        return ClosedLoop(self.part, self.env_part, name=self.name, build_dir=build_dir)
+
+    def _real_values(self) -> dict:
+        """Values that wire the agent to the real environment (a switch in subclasses)."""
+        return {}
+
+    def _run_real(self, periods: int, values: dict) -> RunRecord:
+        """Run the loop with the agent on the real environment; its record."""
+        return self.loop.run(periods, values, active=self._real_parts())[self.env_part.prefix]
+
+    def _real_parts(self):
+        """The parts that compute while the agent acts on the real environment (runtime mode)."""
+        return None
 
     # ----------------------------------------------------------------------------------
     # Acting and learning
@@ -166,7 +181,7 @@ class SpikingActorCritic(BaseAgent):
         while loop.env_steps < target:
             remaining = target - loop.env_steps
             periods = remaining if not self.loop.standalone else self.loop.periods_per_run
-            record = self.loop.run(periods, values)[self.env_part.prefix]
+            record = self._run_real(periods, values)
             values = {}
             self._account(loop, record)
             self._keep(record)
@@ -180,12 +195,13 @@ class SpikingActorCritic(BaseAgent):
             **self.part.mode(learning=False, explore=explore, episode_budget=episodes),
             **self.part.fresh_episode(),
             **self.env_part.restart(),
+            **self._real_values(),
         }
         done = 0
         try:
             while done < episodes:
                 periods = self.loop.periods_per_run if self.loop.standalone else EVALUATION_RUN_PERIODS
-                record = self.loop.run(periods, values)[self.env_part.prefix]
+                record = self._run_real(periods, values)
                 values = {}
                 self._account(loop, record)
                 done += len(record.episode_return)
@@ -249,13 +265,14 @@ class SpikingActorCritic(BaseAgent):
         part, env = self.part, self.env_part
         self.loop.store("before_act")
         values = {
+            **self._real_values(),
             **part.mode(learning=False, explore=False, episode_budget=0),
             (env.env, "needs_reset"): np.ones(env.n_copies, dtype=np.int32),
             (env.env, "episodes_done"): np.zeros(env.n_copies, dtype=np.int32),
             **env.present(np.asarray(obs, dtype=float)[None, :]),
         }
         try:
-            self.loop.run(1, values)
+            self._run_real(1, values)
             y = self.loop.value(part.eprop.readout, "y")[: self.n_actions]
         finally:
             self.loop.restore("before_act")

@@ -156,14 +156,18 @@ class EnvironmentPart(Part):
         """Values that put the environment of every copy in observation ``obs`` (shape ``(B, obs_dim)``)."""
         return {(self.obs_port, "obs"): np.asarray(obs, dtype=float).reshape(-1)}
 
-    def restart(self) -> dict[tuple[Any, str], np.ndarray]:
-        """Values that start the environment afresh (no episode, counters at zero)."""
+    def new_episode(self) -> dict[tuple[Any, str], np.ndarray]:
+        """Values that abandon the episode in progress and zero the step and episode counts
+        (budgets count from here); resets continue with the next seed."""
         zeros = np.zeros(self.n_copies, dtype=np.int32)
         return {
             (self.env, "needs_reset"): np.ones(self.n_copies, dtype=np.int32),
             (self.env, "episodes_done"): zeros,
             (self.env, "steps_done"): zeros,
-            (self.env, "resets_done"): zeros,
             (self.env, "episode_return"): np.zeros(self.n_copies),
             (self.env, "episode_steps"): zeros,
         }
+
+    def restart(self) -> dict[tuple[Any, str], np.ndarray]:
+        """Values that start the environment afresh: :meth:`new_episode`, and resets from the first seed."""
+        return {**self.new_episode(), (self.env, "resets_done"): np.zeros(self.n_copies, dtype=np.int32)}

@@ -88,5 +88,9 @@ class EnvironmentSwitch(EnvironmentPart):
     def run_values(self) -> dict:
         return {}
 
-    def restart(self) -> dict:
-        raise TypeError("restart the real or the dream environment behind the switch, not the switch")
+    def new_episode(self) -> dict:
+        raise TypeError(
+            "start an episode of the real or the dream environment behind the switch, not the switch"
+        )
+
+    restart = new_episode

@@ -148,20 +148,29 @@ class ActorCriticTrainer:
         for cb in self.callbacks:
             cb.on_training_abort(self, exc)
 
-    def _evaluation_due(self) -> bool:
-        """The steps have reached the next multiple of ``eval_every`` (or the budget).
+    def _next_evaluation(self, after: int) -> int:
+        """The first evaluation point after ``after`` env steps: the next entry of
+        ``eval_schedule``, else the next multiple of ``eval_every`` past the schedule."""
+        later = [p for p in self.config.eval_schedule if p > after]
+        if later:
+            return later[0]
+        every = self.config.eval_every
+        start = self.config.eval_schedule[-1] if self.config.eval_schedule else 0
+        return start + (max(after - start, 0) // every + 1) * every
 
-        Agents that advance in whole runs (a standalone closed loop) may pass a multiple;
+    def _evaluation_due(self) -> bool:
+        """The steps have reached the next evaluation point (or the budget).
+
+        Agents that advance in whole runs (a standalone closed loop) may pass a point;
         the evaluation then happens at the first pause after it.
         """
         last = int(self.rows[-1]["env_steps"]) if self.rows else -1
-        next_due = (last // self.config.eval_every + 1) * self.config.eval_every
-        return self.env_steps >= next_due or self.env_steps >= self.config.total_env_steps
+        return self.env_steps >= self._next_evaluation(last) or self.env_steps >= self.config.total_env_steps
 
     def _next_pause(self) -> int:
         steps = self.env_steps
-        periods = [self.config.eval_every] + [cb.every for cb in self.callbacks if cb.every > 0]
-        candidates = [(steps // p + 1) * p for p in periods]
+        candidates = [self._next_evaluation(steps)]
+        candidates += [(steps // cb.every + 1) * cb.every for cb in self.callbacks if cb.every > 0]
         return min(min(candidates), self.config.total_env_steps)
 
     def evaluate(self, episodes: int | None = None, seed: int | None = None) -> np.ndarray:
@@ -193,6 +202,7 @@ class ActorCriticTrainer:
             "seed": self.config.seed,
             "train_return_recent": float(np.mean(recent)) if recent else float("nan"),
             "diverged": False,
+            **self.agent.progress(),
         }
 
     # ----------------------------------------------------------------------------------

@@ -83,6 +83,15 @@ class EnvLoop:
             self.obs = np.asarray(next_obs)
         return transition
 
+    def abandon_episode(self) -> None:
+        """Forget the episode in progress without counting it (its environment starts a new one
+        by itself: only for an :attr:`external` environment)."""
+        if not self.external:
+            raise ValueError("abandon_episode: only for an environment that runs elsewhere (external)")
+        self.episode_return, self.episode_length = 0.0, 0
+        self.actions.clear()
+        self.at_episode_start = True
+
     def record(self, reward: float, terminated: bool, truncated: bool) -> None:
         """Count one transition: steps, returns and episode ends (with the episode-end callback).
 

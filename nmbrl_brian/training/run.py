@@ -33,12 +33,15 @@ def build_agent(config: RunConfig, observation_space, action_space, build_dir=No
             dense=config.dense,
             seed=config.seed,
         )
-    if kind == "spiking_actor_critic":
+    if kind in ("spiking_actor_critic", "spiking_model_based"):
+        from nmbrl_brian.agents.model_based import ModelBasedSpikingAgent
         from nmbrl_brian.agents.spiking_actor_critic import SpikingActorCritic
 
-        return SpikingActorCritic(
+        extra = {"model_based": config.model_based} if kind == "spiking_model_based" else {}
+        return (ModelBasedSpikingAgent if extra else SpikingActorCritic)(
             observation_space,
             action_space,
+            **extra,
             agent=config.agent,
             encoding=config.encoding,
             network=config.network,
