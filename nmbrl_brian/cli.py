@@ -96,15 +96,18 @@ def _cmd_run(args) -> int:
         run_dir = run_training(config, out=args.out or "results", allow_env_import=args.allow_env_import)
     import pandas as pd
 
-    from nmbrl_brian.training.actor_critic_trainer import steps_to_threshold
+    from nmbrl_brian.training.actor_critic_trainer import steps_to_threshold, training_rows
 
     metrics = pd.read_csv(run_dir / "metrics.csv")
-    last = metrics.iloc[-1]
+    current = training_rows(metrics)
+    last = current.iloc[-1]
+    kept = metrics[metrics["policy"] == "kept"] if "policy" in metrics else metrics.iloc[:0]
     print(f"results: {run_dir}")
     print(
         f"env_steps={int(last.env_steps)} final_return_mean={last.return_mean:.1f} "
-        f"best_return_mean={metrics.return_mean.max():.1f} "
-        f"steps_to_475={steps_to_threshold(metrics):.0f} wall_s={last.wall_s:.1f}"
+        f"best_return_mean={current.return_mean.max():.1f} "
+        + (f"kept_policy_return_mean={kept.return_mean.iloc[-1]:.1f} " if len(kept) else "")
+        + f"steps_to_475={steps_to_threshold(metrics):.0f} wall_s={last.wall_s:.1f}"
     )
     return 0
 

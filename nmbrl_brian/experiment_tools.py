@@ -155,18 +155,22 @@ def run_seeds(
 
 
 def summarise_seeds(metrics: pd.DataFrame, threshold: float = 475.0) -> pd.DataFrame:
-    """Per seed: first env steps with evaluation mean >= ``threshold`` (NaN if never), best return, wall time."""
+    """Per seed: first env steps with evaluation mean >= ``threshold`` (NaN if never), best and final
+    return of the training weights, the kept policy's return (best weights, re-evaluated), wall time."""
     rows = []
     for seed, df in metrics.groupby("seed"):
-        df = df.sort_values("env_steps")
+        df = df.sort_values("env_steps", kind="stable")
+        kept = df[df["policy"] == "kept"] if "policy" in df else df.iloc[:0]
+        current = df[df["policy"] != "kept"] if "policy" in df else df
         rows.append(
             {
                 "seed": seed,
-                "steps_to_threshold": steps_to_threshold(df, threshold),
-                "best_return_mean": df["return_mean"].max(),
-                "final_return_mean": df["return_mean"].iloc[-1],
-                "env_steps": int(df["env_steps"].max()),
-                "wall_s": df["wall_s"].max(),
+                "steps_to_threshold": steps_to_threshold(current, threshold),
+                "best_return_mean": current["return_mean"].max(),
+                "final_return_mean": current["return_mean"].iloc[-1],
+                "kept_return_mean": kept["return_mean"].iloc[-1] if len(kept) else float("nan"),
+                "env_steps": int(current["env_steps"].max()),
+                "wall_s": current["wall_s"].max(),
             }
         )
     return pd.DataFrame(rows)

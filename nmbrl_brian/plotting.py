@@ -52,7 +52,8 @@ def plot_return_quantiles(
     Parameters
     ----------
     data : pandas.DataFrame
-        Tidy rows with ``env_steps``, ``return_mean`` and ``seed`` (several seeds).
+        Tidy rows with ``env_steps``, ``return_mean`` and ``seed`` (several seeds); rows of a
+        kept policy (``policy == "kept"``) are left out.
     axes : matplotlib.axes.Axes, optional
         Where to draw; a new figure if None.
     label : str, optional
@@ -63,8 +64,18 @@ def plot_return_quantiles(
         Passed to ``Axes.plot``.
     """
     ax = _axes(axes)
-    g = data.groupby("env_steps")["return_mean"]
-    q = pd.DataFrame({"q25": g.quantile(0.25), "q50": g.median(), "q75": g.quantile(0.75)})
+    if "policy" in data:
+        data = data[data["policy"] != "kept"]
+    # Seeds may be evaluated at different step counts (standalone runs end on whole runs): each
+    # seed's curve holds its last evaluation until the next one.
+    curves = data.pivot_table(index="env_steps", columns="seed", values="return_mean").sort_index().ffill()
+    q = pd.DataFrame(
+        {
+            "q25": curves.quantile(0.25, axis=1),
+            "q50": curves.median(axis=1),
+            "q75": curves.quantile(0.75, axis=1),
+        }
+    )
     (line,) = ax.plot(q.index, q["q50"], label=label, **kwds)
     ax.fill_between(q.index, q["q25"], q["q75"], alpha=0.25, color=line.get_color())
     if threshold is not None:

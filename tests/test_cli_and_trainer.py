@@ -52,9 +52,17 @@ def test_subprocess_smoke(tmp_path):
     assert list(metrics.columns[: len(METRIC_COLUMNS)]) == list(METRIC_COLUMNS), (
         f"columns: {list(metrics.columns)}"
     )
-    assert metrics["env_steps"].tolist() == [0, 1000, 2000, 3000], (
+    assert metrics["env_steps"].tolist() == [0, 1000, 2000, 3000, 3000], (
         f"evaluation points: {metrics['env_steps'].tolist()}"
     )
+    assert metrics["policy"].tolist() == ["current"] * 4 + ["kept"], "the run ends with its kept policy's row"
+    kept = metrics.iloc[-1]
+    best = metrics.iloc[:4].loc[metrics.iloc[:4]["return_mean"].idxmax()]
+    assert kept["kept_from_env_steps"] in metrics["env_steps"].tolist()[:4]
+    assert metrics.iloc[:4].loc[metrics["env_steps"] == kept["kept_from_env_steps"], "return_mean"].max() == best[
+        "return_mean"
+    ], "the kept policy is the best evaluated one"
+    assert (run_dir / "best_policy.npz").is_file()
     assert (metrics["seed"] == 3).all()
     assert metrics["return_mean"].between(1, 500).all(), "CartPole returns lie in [1, 500]"
     config = json.loads((run_dir / "config.json").read_text())

@@ -33,6 +33,8 @@ from nmbrl_brian.training.env_loop import EnvLoop
 from nmbrl_brian.world_models.base import BaseWorldModel
 
 CHECKPOINT_FILE = "checkpoint.npz"
+#: The kept policy: the agent state of the best evaluation (see ``_evaluate_kept_policy``).
+BEST_POLICY_FILE = "best_policy.npz"
 #: The ``kind`` of a trainer checkpoint (see :mod:`nmbrl_brian.checkpoints`).
 CHECKPOINT_KIND = "actor_critic_run"
 
@@ -80,6 +82,7 @@ class ActorCriticTrainer:
         self.train_returns: list[float] = []
         self.wall_s = 0.0
         self.eval_index = 0
+        self.best: dict | None = None
         self.checkpoint_path: Path | None = None
         """The last checkpoint written or loaded (None before the first)."""
         self.checkpoint_step: int | None = None
@@ -129,8 +132,38 @@ class ActorCriticTrainer:
                 self._evaluate()
             for cb in self.callbacks:
                 cb.on_chunk_end(self)
+        if not any(row.get("policy") == "kept" for row in self.rows):
+            self._evaluate_kept_policy()
         for cb in self.callbacks:
             cb.on_training_end(self)
+
+    def _evaluate_kept_policy(self) -> None:
+        """Evaluate the best evaluated weights again, on fresh episodes; save them as ``best_policy.npz``.
+
+        The run ends with two policies: the final weights (the last ``current`` row) and
+        the kept ones, those of the best evaluation so far (a ``kept`` row, evaluated on
+        episodes none of the other evaluations saw). Learning continues from the final
+        weights on ``--resume``.
+        """
+        if self.best is None:
+            return
+        final = self.agent.state_dict()
+        self.agent.load_state_dict(self.best["agent"])
+        try:
+            write_checkpoint(
+                self.run_dir / BEST_POLICY_FILE,
+                {"agent": self.agent.name, "state": self.best["agent"]},
+                kind="agent",
+                meta={"env_steps": self.best["env_steps"]},
+            )
+            row = self._row(self.evaluate())
+        finally:
+            self.agent.load_state_dict(final)
+        row.update(policy="kept", kept_from_env_steps=self.best["env_steps"])
+        self.rows.append(row)
+        self.eval_index += 1
+        for cb in self.callbacks:
+            cb.on_evaluation(self, row)
 
     def _diverged(self, exc: DivergenceError) -> None:
         """Name the step and the last good checkpoint in ``exc``; add a ``diverged`` metrics row."""
@@ -186,6 +219,12 @@ class ActorCriticTrainer:
     def _evaluate(self) -> None:
         self.agent.check_finite(self.env_steps)  # a diverged agent's evaluation would look ordinary
         row = self._row(self.evaluate())
+        if self.best is None or row["return_mean"] >= self.best["return_mean"]:
+            self.best = {
+                "return_mean": row["return_mean"],
+                "env_steps": self.env_steps,
+                "agent": self.agent.state_dict(),
+            }
         self.rows.append(row)
         self.eval_index += 1
         for cb in self.callbacks:
@@ -202,6 +241,7 @@ class ActorCriticTrainer:
             "seed": self.config.seed,
             "train_return_recent": float(np.mean(recent)) if recent else float("nan"),
             "diverged": False,
+            "policy": "current",
             **self.agent.progress(),
         }
 
@@ -228,6 +268,7 @@ class ActorCriticTrainer:
             "train_returns": np.asarray(self.train_returns, dtype=float),
             "wall_s": self.wall_s,
             "eval_index": self.eval_index,
+            "best": self.best,
         }
         meta = {"env_steps": self.env_steps, "agent": self.agent.name}
         write_checkpoint(path, state, kind=CHECKPOINT_KIND, meta=meta)
@@ -258,6 +299,7 @@ class ActorCriticTrainer:
             self.train_returns = [float(r) for r in np.asarray(state["train_returns"], dtype=float)]
             self.wall_s = float(state["wall_s"])
             self.eval_index = int(state["eval_index"])
+            self.best = state.get("best")
         except CheckpointError:
             raise
         except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
@@ -293,7 +335,13 @@ def _first_difference(a: dict, b: dict, prefix: str = "") -> str:
     return prefix.rstrip(".") or "?"  # pragma: no cover - only called when a != b
 
 
+def training_rows(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The evaluations of the training weights (without the kept policy's final row)."""
+    return metrics[metrics["policy"] != "kept"] if "policy" in metrics else metrics
+
+
 def steps_to_threshold(metrics: pd.DataFrame, threshold: float = 475.0) -> float:
-    """First ``env_steps`` at which ``return_mean >= threshold``, or NaN if never reached."""
+    """First ``env_steps`` at which the training weights' ``return_mean >= threshold``, or NaN if never."""
+    metrics = training_rows(metrics)
     hit = metrics.loc[metrics["return_mean"] >= threshold, "env_steps"]
     return float(hit.iloc[0]) if len(hit) else float("nan")

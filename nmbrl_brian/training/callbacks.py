@@ -93,7 +93,9 @@ class MetricsWriter(Callback):
     def on_training_end(self, trainer: ActorCriticTrainer) -> None:
         df = trainer.metrics
         write_csv_atomic(df, self.run_dir / "metrics.csv")
-        ax = plot_learning_curve(df, label=trainer.config.run_name_stem)
+        from nmbrl_brian.training.actor_critic_trainer import training_rows
+
+        ax = plot_learning_curve(training_rows(df), label=trainer.config.run_name_stem)
         ax.axhline(475, ls="--", color="grey", lw=1)
         save_figure(ax, self.run_dir / "learning_curve.png")
 
