@@ -169,7 +169,8 @@ class ClosedLoop:
         self._state: dict[str, np.ndarray] | None = None  # standalone: the state between runs
         self._stored: dict[str, dict[str, np.ndarray] | None] = {}
         self._built = False
-        self._read: dict[str, int] = {}
+        self._read: dict[str, int] = {}  # runtime: monitor events read so far
+        self._stored_reads: dict[str, dict[str, int]] = {}
         self.timings: dict[str, list[float]] = {"build": [], "run": []}
 
     # ----------------------------------------------------------------------------------
@@ -216,21 +217,23 @@ class ClosedLoop:
             obj.variables[name].set_value(np.asarray(state[key]))
 
     def store(self, name: str = "default") -> None:
-        """Remember the current state (runtime: ``Network.store``)."""
+        """Remember the current state (runtime: ``Network.store``, monitors included)."""
         if self.standalone:
             self._stored[name] = (
                 None if self._state is None else {k: v.copy() for k, v in self._state.items()}
             )
         else:
             self.network.store(name)
+            self._stored_reads[name] = dict(self._read)
 
     def restore(self, name: str = "default") -> None:
-        """Go back to a state remembered by :meth:`store`."""
+        """Go back to a state remembered by :meth:`store` (and to the monitor records read by then)."""
         if self.standalone:
             saved = self._stored[name]
             self._state = None if saved is None else {k: v.copy() for k, v in saved.items()}
         else:
             self.network.restore(name)
+            self._read = dict(self._stored_reads[name])
 
     # ----------------------------------------------------------------------------------
     # Running
