@@ -119,7 +119,6 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
             values = {}
             self._account(loop, record)
             self._keep(record)
-            self._add_counts()
             self._check_sampler(loop.env_steps)
         model_values = self.update_model()
         self.dream_for(self.model_based.dream_steps, model_values, explore=explore)
@@ -154,10 +153,9 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
         active = [self.part, self.switch, self.dream]
         while done < steps:
             periods = self.loop.periods_per_run if self.loop.standalone else steps - done
-            record = self.loop.run(periods, values, active=active)[self.dream.prefix]
+            record = self._measured_run(periods, values, active, "dream")[self.dream.prefix]
             values = {}
             done += record.steps
-            self._add_counts()
             self._check_sampler(self._training_loop.env_steps if self._training_loop else 0)
         self.dream_steps += done
 

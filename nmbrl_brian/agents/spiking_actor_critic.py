@@ -21,7 +21,6 @@ and restores it afterwards, so it never changes what training sees.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import numpy as np
@@ -34,6 +33,7 @@ from nmbrl_brian.errors import ConfigError, check_finite
 from nmbrl_brian.loop import ClosedLoop, RunRecord
 from nmbrl_brian.parts import ActorCriticPart, CartPolePart, GymnasiumPart
 from nmbrl_brian.snn.config import SpikingNetworkConfig
+from nmbrl_brian.snn.eprop_network import activity_marks, counts_between
 from nmbrl_brian.training.env_loop import EnvLoop
 from nmbrl_brian.world_models.dataset import COLUMNS as TRANSITION_COLUMNS
 from nmbrl_brian.world_models.dataset import TransitionDataset
@@ -119,9 +119,8 @@ class SpikingActorCritic(BaseAgent):
         self._training_loop: EnvLoop | None = None
         self.real_transitions = TransitionDataset(obs_dim, meta={"env_id": env_id, "source": "training"})
         self._episode_position = [0, 0]  # episode id and time step of the next real transition
-        self._counts = OperationCounts()
-        self._trace_counts = {"performed": 0, "skipped": 0, "total": 0}
-        self._last_cumulative: tuple[OperationCounts, dict] | None = None
+        self._phase_counts: dict[str, OperationCounts] = {}
+        self._phase_traces: dict[str, dict[str, int]] = {}
 
     def _build_loop(self, build_dir) -> ClosedLoop:
         """The closed loop of this agent (subclasses add parts: a dream, a world model)."""
@@ -131,9 +130,35 @@ class SpikingActorCritic(BaseAgent):
         """Values that wire the agent to the real environment (a switch in subclasses)."""
         return {}
 
-    def _run_real(self, periods: int, values: dict) -> RunRecord:
+    def _run_real(self, periods: int, values: dict, phase: str = "real") -> RunRecord:
         """Run the loop with the agent on the real environment; its record."""
-        return self.loop.run(periods, values, active=self._real_parts())[self.env_part.prefix]
+        return self._measured_run(periods, values, self._real_parts(), phase)[self.env_part.prefix]
+
+    def _networks(self, phase: str) -> list:
+        """The e-prop networks (and their steps per period) that compute for ``phase``."""
+        return [(self.part.eprop, self.network_config.steps_per_env_step)]
+
+    def _measured_run(self, periods: int, values: dict, active, phase: str) -> dict[str, RunRecord]:
+        """``loop.run`` that adds the operations of the phase's networks to :attr:`_phase_counts`."""
+        networks = self._networks(phase)
+        before = [activity_marks(e, self.loop.value, spikes=not self.loop.standalone) for e, _ in networks]
+        records = self.loop.run(periods, values, active=active)
+        ran = next(iter(records.values())).periods
+        learning = bool(self.loop.value(self.part.head, "learning")[0])
+        for (eprop, steps_per_period), mark in zip(networks, before):
+            after = activity_marks(eprop, self.loop.value)
+            learned = self._learned_per_period(eprop) if learning else 0
+            counts, traces = counts_between(eprop, mark, after, ran * steps_per_period, learned * ran)
+            self._phase_counts[phase] = self._phase_counts.get(phase, OperationCounts()) + counts
+            old = self._phase_traces.get(phase, {"performed": 0, "skipped": 0, "total": 0})
+            self._phase_traces[phase] = {k: old[k] + traces[k] for k in old}
+        return records
+
+    def _learned_per_period(self, eprop) -> int:
+        """Weights the agent's TD updates write once per period."""
+        if eprop is not self.part.eprop:
+            return 0
+        return sum(len(s) for s in self.part.td_synapses) + len(self.part.eprop.readout)
 
     def _real_parts(self):
         """The parts that compute while the agent acts on the real environment (runtime mode)."""
@@ -185,7 +210,6 @@ class SpikingActorCritic(BaseAgent):
             values = {}
             self._account(loop, record)
             self._keep(record)
-            self._add_counts()
             self._check_sampler(loop.env_steps)
 
     def _evaluate(self, loop: EnvLoop, episodes: int, *, explore: bool) -> None:
@@ -201,7 +225,7 @@ class SpikingActorCritic(BaseAgent):
         try:
             while done < episodes:
                 periods = self.loop.periods_per_run if self.loop.standalone else EVALUATION_RUN_PERIODS
-                record = self._run_real(periods, values)
+                record = self._run_real(periods, values, phase="evaluation")
                 values = {}
                 self._account(loop, record)
                 done += len(record.episode_return)
@@ -272,7 +296,7 @@ class SpikingActorCritic(BaseAgent):
             **env.present(np.asarray(obs, dtype=float)[None, :]),
         }
         try:
-            self._run_real(1, values)
+            self._run_real(1, values, phase="evaluation")
             y = self.loop.value(part.eprop.readout, "y")[: self.n_actions]
         finally:
             self.loop.restore("before_act")
@@ -295,8 +319,8 @@ class SpikingActorCritic(BaseAgent):
         data = self.real_transitions
         return {
             "loop": self.loop.state() if has_state else None,
-            "counts": self._counts.as_dict(),
-            "trace_counts": dict(self._trace_counts),
+            "phase_counts": {k: v.as_dict() for k, v in self._phase_counts.items()},
+            "phase_traces": {k: dict(v) for k, v in self._phase_traces.items()},
             "real_transitions": {name: np.array(getattr(data, name)) for name in TRANSITION_COLUMNS},
             "episode_position": list(self._episode_position),
         }
@@ -304,9 +328,8 @@ class SpikingActorCritic(BaseAgent):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state["loop"] is not None:
             self.loop.load_state(state["loop"])
-        self._counts = OperationCounts(**state["counts"])
-        self._trace_counts = dict(state["trace_counts"])
-        self._last_cumulative = None
+        self._phase_counts = {k: OperationCounts(**v) for k, v in state["phase_counts"].items()}
+        self._phase_traces = {k: {n: int(c) for n, c in v.items()} for k, v in state["phase_traces"].items()}
         self.real_transitions = TransitionDataset(
             self.real_transitions.obs_dim, meta=self.real_transitions.meta
         )
@@ -320,39 +343,24 @@ class SpikingActorCritic(BaseAgent):
             for key, (obj, var) in self.part.weight_variables().items()
         }
 
-    def _add_counts(self) -> None:
-        """Add the operations of the last training run (runtime counters accumulate, standalone restart)."""
-        e = self.part.eprop
-        counts, traces = e.operation_counts(), e.trace_update_counts()
-        if not self.loop.standalone:
-            if self._last_cumulative is not None:
-                last_counts, last_traces = self._last_cumulative
-                self._last_cumulative = (counts, traces)
-                counts = OperationCounts(
-                    **{k: v - last_counts.as_dict()[k] for k, v in counts.as_dict().items()}
-                )
-                traces = {k: v - last_traces[k] for k, v in traces.items()}
-            else:
-                self._last_cumulative = (counts, traces)
-        elif e.config.activity_sparse:  # standalone: the per-synapse counters carry over between runs
-            performed = traces["performed"] - self._trace_counts["performed"]
-            traces = {
-                "performed": performed,
-                "skipped": traces["total"] - performed,
-                "total": traces["total"],
-            }
-        self._counts = self._counts + counts
-        self._trace_counts = {k: self._trace_counts[k] + traces[k] for k in traces}
-
     def trace_update_counts(self) -> dict[str, int]:
         """Eligibility-trace updates performed and skipped while training (activity-sparse mode skips some)."""
-        return dict(self._trace_counts)
+        totals = {"performed": 0, "skipped": 0, "total": 0}
+        for phase, traces in self._phase_traces.items():
+            if phase != "evaluation":
+                totals = {k: totals[k] + traces[k] for k in totals}
+        return totals
+
+    def operation_counts_by_phase(self) -> dict[str, OperationCounts]:
+        """Operations per phase (``real``: acting and learning on the real environment,
+        ``evaluation``; a model-based agent adds ``dream`` and ``world_model``), from the monitors
+        and counters of every run, for :mod:`nmbrl_brian.energy`."""
+        return dict(self._phase_counts)
 
     def operation_counts(self) -> OperationCounts:
-        """Operations of the training runs (evaluations excluded), for :mod:`nmbrl_brian.energy`.
-
-        Weight updates happen once per environment period (TD(lambda)).
-        """
-        periods = int(self.loop.value(self.part.head, "periods_total")[0])
-        learned = sum(len(s) for s in self.part.td_synapses) + len(self.part.eprop.readout)
-        return dataclasses.replace(self._counts, weight_updates=learned * periods)
+        """Operations of training (every phase but evaluation)."""
+        total = OperationCounts()
+        for phase, counts in self._phase_counts.items():
+            if phase != "evaluation":
+                total = total + counts
+        return total
