@@ -59,9 +59,10 @@ def test_subprocess_smoke(tmp_path):
     kept = metrics.iloc[-1]
     best = metrics.iloc[:4].loc[metrics.iloc[:4]["return_mean"].idxmax()]
     assert kept["kept_from_env_steps"] in metrics["env_steps"].tolist()[:4]
-    assert metrics.iloc[:4].loc[metrics["env_steps"] == kept["kept_from_env_steps"], "return_mean"].max() == best[
-        "return_mean"
-    ], "the kept policy is the best evaluated one"
+    assert (
+        metrics.iloc[:4].loc[metrics["env_steps"] == kept["kept_from_env_steps"], "return_mean"].max()
+        == best["return_mean"]
+    ), "the kept policy is the best evaluated one"
     assert (run_dir / "best_policy.npz").is_file()
     assert (metrics["seed"] == 3).all()
     assert metrics["return_mean"].between(1, 500).all(), "CartPole returns lie in [1, 500]"

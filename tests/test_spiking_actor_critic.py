@@ -318,7 +318,9 @@ def test_evaluation_does_not_change_training_state():
     agent.interact(loop, max_steps=100)  # training goes on counting every step after an evaluation
     assert loop.env_steps == 300 and len(agent.real_transitions) == 300
     steps_in_network = int(agent.loop.value(agent.env_part.env, "steps_done")[0])
-    assert steps_in_network == 300, f"the network took {steps_in_network} training steps, the loop counted 300"
+    assert steps_in_network == 300, (
+        f"the network took {steps_in_network} training steps, the loop counted 300"
+    )
 
 
 def test_evaluation_episodes_are_gymnasiums_seeded_episodes():

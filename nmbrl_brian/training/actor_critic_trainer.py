@@ -35,6 +35,8 @@ from nmbrl_brian.world_models.base import BaseWorldModel
 CHECKPOINT_FILE = "checkpoint.npz"
 #: The kept policy: the agent state of the best evaluation (see ``_evaluate_kept_policy``).
 BEST_POLICY_FILE = "best_policy.npz"
+#: Its evaluation episodes come from a seed range no regular evaluation reaches.
+KEPT_POLICY_EVAL_INDEX = 10**5
 #: The ``kind`` of a trainer checkpoint (see :mod:`nmbrl_brian.checkpoints`).
 CHECKPOINT_KIND = "actor_critic_run"
 
@@ -132,8 +134,7 @@ class ActorCriticTrainer:
                 self._evaluate()
             for cb in self.callbacks:
                 cb.on_chunk_end(self)
-        if not any(row.get("policy") == "kept" for row in self.rows):
-            self._evaluate_kept_policy()
+        self._evaluate_kept_policy()
         for cb in self.callbacks:
             cb.on_training_end(self)
 
@@ -156,12 +157,12 @@ class ActorCriticTrainer:
                 kind="agent",
                 meta={"env_steps": self.best["env_steps"]},
             )
-            row = self._row(self.evaluate())
+            seed = evaluation_seed(self.config.seed, KEPT_POLICY_EVAL_INDEX, self.config.eval_episodes)
+            row = self._row(self.evaluate(seed=seed))
         finally:
             self.agent.load_state_dict(final)
         row.update(policy="kept", kept_from_env_steps=self.best["env_steps"])
         self.rows.append(row)
-        self.eval_index += 1
         for cb in self.callbacks:
             cb.on_evaluation(self, row)
 
@@ -295,7 +296,8 @@ class ActorCriticTrainer:
             self._check_config(path, state["config"])
             self.loop.load_state_dict(state["loop"])
             self.agent.load_state_dict(state["agent"])
-            self.rows = [dict(r) for r in state["rows"]]
+            # a kept-policy row describes the end of the earlier run; this one ends with its own
+            self.rows = [dict(r) for r in state["rows"] if r.get("policy") != "kept"]
             self.train_returns = [float(r) for r in np.asarray(state["train_returns"], dtype=float)]
             self.wall_s = float(state["wall_s"])
             self.eval_index = int(state["eval_index"])
