@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nmbrl_brian.energy import training_joules
 from nmbrl_brian.experiment_tools import (
     check_common_args,
     experiment_parser,
@@ -61,8 +62,8 @@ def run_costs(runs: Path) -> pd.DataFrame:
     rows = {}
     for run in sorted(runs.glob("*/trace_updates.csv")):  # run folders sort by timestamp
         row = pd.read_csv(run).iloc[0].to_dict()
-        energy = pd.read_csv(run.parent / "energy.csv")
-        row["training_energy_loihi_j"] = float(energy.loc[energy.energy_model == "loihi", "energy_j"].sum())
+        energy = training_joules(pd.read_csv(run.parent / "energy.csv"))
+        row["training_energy_loihi_j"] = float(energy["loihi"])
         rows[int(row["seed"])] = row
     table = pd.DataFrame(list(rows.values()))
     counts = ["seed", "performed", "skipped", "total", "env_steps"]

@@ -15,7 +15,10 @@ headline's ``final_return_median`` is the final weights' last evaluation, and
 
 Writes under ``--out``: ``metrics.csv`` (tidy, both agents, all seeds), ``summary.csv``
 (per agent and seed: steps to 475, wall time, env steps per second), ``energy.csv``
-(operation counts and energy per run), ``learning_curves.png`` and ``runs/``.
+(tidy: operation counts and joules per agent, seed, phase, operation and energy profile),
+``learning_curves.png``, ``energy_breakdown.png`` (training energy per profile, phase and
+operation, spiking vs dense, median over seeds), ``return_vs_energy.png`` (evaluation return
+vs training energy spent, Loihi and 45 nm CMOS prices, one line per agent and seed) and ``runs/``.
 Re-running the same command resumes unfinished seeds and skips finished ones.
 
 Usage::
@@ -31,6 +34,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from nmbrl_brian.energy import return_vs_energy
 from nmbrl_brian.experiment_tools import (
     check_common_args,
     experiment_parser,
@@ -39,11 +43,35 @@ from nmbrl_brian.experiment_tools import (
     run_seeds,
     summarise_seeds,
 )
-from nmbrl_brian.plotting import plot_return_quantiles, save_figure
+from nmbrl_brian.plotting import (
+    plot_energy_breakdown,
+    plot_return_quantiles,
+    plot_return_vs_energy,
+    save_figure,
+)
 from nmbrl_brian.results import write_csv_atomic
 
 CONFIGS = Path(__file__).resolve().parents[1] / "nmbrl_brian" / "configs"
+#: Agent -> folder of its runs under ``--out``.
+FOLDERS = {"spiking_actor_critic": "snn", "dense_actor_critic": "dense"}
 QUICK = ["total_env_steps=1000", "eval_every=500", "eval_episodes=2", "checkpoint_every=500"]
+
+
+def run_energy(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every run's ``energy.csv`` rows, and its return beside the training energy spent by each
+    evaluation (:func:`~nmbrl_brian.energy.return_vs_energy`), with columns ``agent`` and ``seed``."""
+    energy, curves = [], []
+    for agent, folder in FOLDERS.items():
+        for path in sorted((out / folder / "runs").glob("*/energy.csv")):
+            table = pd.read_csv(path).assign(agent=agent)
+            energy.append(table)
+            metrics, curve = pd.read_csv(path.with_name("metrics.csv")), path.with_name("energy_curve.csv")
+            if curve.is_file():
+                seed = int(table["seed"].iloc[0])
+                curves.append(return_vs_energy(metrics, pd.read_csv(curve)).assign(agent=agent, seed=seed))
+    return tuple(
+        pd.concat(frames, ignore_index=True) if frames else pd.DataFrame() for frames in (energy, curves)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,12 +89,16 @@ def main(argv: list[str] | None = None) -> int:
             "spiking_actor_critic": run_seeds(
                 CONFIGS / "cartpole_snn.toml",
                 args.seeds,
-                out / "snn",
+                out / FOLDERS["spiking_actor_critic"],
                 [*overrides, f"device={args.device}"],
                 workers=args.workers,
             ),
             "dense_actor_critic": run_seeds(
-                CONFIGS / "cartpole_dense.toml", args.seeds, out / "dense", overrides, workers=args.workers
+                CONFIGS / "cartpole_dense.toml",
+                args.seeds,
+                out / FOLDERS["dense_actor_critic"],
+                overrides,
+                workers=args.workers,
             ),
         }
         metrics = pd.concat([df.assign(agent=name) for name, df in agents.items()], ignore_index=True)
@@ -76,16 +108,22 @@ def main(argv: list[str] | None = None) -> int:
         summary["env_steps_per_s"] = summary["env_steps"] / summary["wall_s"]
         write_csv_atomic(metrics, out / "metrics.csv")
         write_csv_atomic(summary, out / "summary.csv")
-        energy = (
-            pd.concat(
-                [pd.read_csv(p) for p in sorted((out / "snn" / "runs").glob("*/energy.csv"))],
-                ignore_index=True,
-            )
-            if any((out / "snn" / "runs").glob("*/energy.csv"))
-            else pd.DataFrame()
-        )
+        energy, curves = run_energy(out)
         if not energy.empty:
             write_csv_atomic(energy, out / "energy.csv")
+            save_figure(
+                plot_energy_breakdown(energy[energy.phase != "evaluation"], by="agent", log=True),
+                out / "energy_breakdown.png",
+            )
+            import matplotlib.pyplot as plt
+
+            _, panels = plt.subplots(1, 2, figsize=(11, 4))
+            for ax, profile in zip(panels, ("loihi", "cmos45_fp32")):
+                for (agent, seed), rows in curves.groupby(["agent", "seed"], sort=False):
+                    plot_return_vs_energy(rows, axes=ax, profile=profile, label=f"{agent} seed {seed}", lw=1)
+                ax.axhline(475, ls="--", color="grey", lw=1)
+                ax.set_xscale("log")
+            save_figure(panels[0], out / "return_vs_energy.png")
         ax = None
         for name, df in agents.items():
             ax = plot_return_quantiles(df, axes=ax, label=name, threshold=475.0)

@@ -67,6 +67,9 @@ class RunConfig:
     periods_per_run: int = 2000
     """Environment steps (periods) per Brian2 run of a spiking closed loop: a standalone binary
     simulates exactly this many per execution, runtime runs at most this many."""
+    energy_profiles: tuple[str, ...] = ()
+    """TOML files of energy profiles of your own (the format of ``nmbrl_brian/energy_profiles.toml``),
+    priced in ``energy.csv`` beside the shipped ones; paths relative to the working directory."""
     agent: AgentConfig = field(default_factory=AgentConfig)
     """The actor-critic learning rule and which agent to build."""
     encoding: EncodingConfig = field(default_factory=EncodingConfig)
@@ -115,6 +118,10 @@ class RunConfig:
                 + ("environment='equations'" if self.environment == "equations" else f"device {self.device}"),
                 self.env_id if self.environment != "equations" else self.environment,
             )
+        if self.energy_profiles:
+            from nmbrl_brian.energy import load_profiles
+
+            load_profiles(self.energy_profiles)  # one-line ConfigError on a missing or malformed file
 
         check_unused(self)
 

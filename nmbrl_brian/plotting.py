@@ -87,6 +87,118 @@ def plot_return_quantiles(
     return ax
 
 
+def plot_energy_breakdown(data: pd.DataFrame, *, axes=None, by: str | None = None, log: bool = False, **kwds):
+    """Energy per phase and operation kind as stacked bars, one bar per profile (and per ``by`` value).
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Tidy energy rows (``energy.csv``): ``phase``, ``operation``, ``profile``, ``joules``; with a
+        ``seed`` column (several runs) each bar segment is the median over seeds of the runs' sums.
+    axes : matplotlib.axes.Axes, optional
+        Where to draw; a new figure if None.
+    by : str, optional
+        A column that tells runs apart within a profile, e.g. ``"agent"`` (spiking vs dense): bars
+        of one profile stand side by side.
+    log : bool
+        Logarithmic energy axis (profiles differ by orders of magnitude).
+    **kwds
+        Passed to ``Axes.bar``.
+
+    Colours are operation kinds, hatches are phases; empty segments are left out.
+    """
+    import numpy as np
+
+    groups = [by] if by else []
+    keys = [*groups, "profile", "phase", "operation"]
+    per_run = data.groupby([*keys, *(["seed"] if "seed" in data else [])], sort=False)["joules"].sum()
+    energy = per_run.groupby(level=list(range(len(keys))), sort=False).median()
+    bars = [
+        b if isinstance(b, tuple) else (b,)
+        for b in dict.fromkeys(energy.index.droplevel(["phase", "operation"]))
+    ]
+    profile_index = {p: i for i, p in enumerate(dict.fromkeys(bar[-1] for bar in bars))}
+    bars.sort(key=lambda bar: profile_index[bar[-1]])  # the bars of one profile side by side
+    if axes is None:
+        _, axes = plt.subplots(figsize=(max(6.0, 3.0 + 0.45 * len(bars)), 4.5))
+    ax = axes
+    phases = list(dict.fromkeys(energy.index.get_level_values("phase")))
+    operations = list(dict.fromkeys(energy.index.get_level_values("operation")))
+    colors = {op: f"C{i}" for i, op in enumerate(operations)}
+    hatches = {phase: h for phase, h in zip(phases, ["", "//", "..", "xx", "\\\\", "oo"] * 4)}
+    x = np.arange(len(bars)) + 0.6 * np.array(
+        [profile_index[bar[-1]] for bar in bars]
+    )  # gaps between profiles
+    bottom = np.zeros(len(bars))
+    drawn: set = set()
+    for phase in phases:
+        for op in operations:
+            heights = np.array([energy.get((*bar, phase, op), 0.0) for bar in bars])
+            if not heights.any():
+                continue
+            ax.bar(
+                x, heights, bottom=bottom, color=colors[op], hatch=hatches[phase], edgecolor="white", **kwds
+            )
+            bottom += heights
+            drawn.update({("op", op), ("phase", phase)})
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=colors[op], label=op) for op in operations if ("op", op) in drawn]
+    if len(phases) > 1:
+        handles += [
+            Patch(facecolor="white", edgecolor="0.3", hatch=hatches[p], label=f"phase: {p}") for p in phases
+        ]
+    ax.legend(handles=handles, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_xticks(x, [" ".join(map(str, bar[::-1])) for bar in bars], rotation=45, ha="right")
+    ax.set_xlabel("energy profile" + (f" and {by}" if by else ""))
+    ax.set_ylabel("energy (J)")
+    if log:
+        ax.set_yscale("log")
+    return ax
+
+
+def plot_return_vs_energy(
+    data: pd.DataFrame,
+    *,
+    axes=None,
+    profile: str | None = None,
+    label: str | None = None,
+    threshold: float | None = None,
+    **kwds,
+):
+    """Evaluation return vs the training energy spent so far, one line per profile.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Rows with ``profile``, ``joules`` (cumulative training energy) and ``return_mean``, as
+        :func:`nmbrl_brian.energy.return_vs_energy` makes them from one run's files.
+    axes : matplotlib.axes.Axes, optional
+        Where to draw; a new figure if None.
+    profile : str, optional
+        Draw only this profile.
+    label : str, optional
+        Legend label (the profile name is added).
+    threshold : float, optional
+        Draw a dashed horizontal line at this return (e.g. 475).
+    **kwds
+        Passed to ``Axes.plot``.
+    """
+    ax = _axes(axes)
+    if profile is not None:
+        data = data[data["profile"] == profile]
+    for name, rows in data.groupby("profile", sort=False):
+        rows = rows.sort_values("joules", kind="stable")
+        text = f"{label} ({name})" if label else str(name)
+        ax.plot(rows["joules"], rows["return_mean"], marker=".", label=text, **kwds)
+    if threshold is not None:
+        ax.axhline(threshold, ls="--", color="grey", lw=1)
+    ax.set_xlabel("training energy spent (J)")
+    ax.set_ylabel("evaluation return (mean over episodes)")
+    ax.legend(fontsize="small")
+    return ax
+
+
 def save_figure(ax, path) -> None:
     """Save the figure of ``ax`` to ``path`` and close it."""
     fig = ax.figure

@@ -86,8 +86,13 @@ def test_snn_model_free_quick(tmp_path):
     summary = pd.read_csv(out / "summary.csv")
     assert set(summary["agent"]) == {"spiking_actor_critic", "dense_actor_critic"}
     energy = pd.read_csv(out / "energy.csv")
-    assert (energy["energy_j"] >= 0).all() and energy["count"].sum() > 0, "energy.csv should count operations"
-    assert (out / "learning_curves.png").is_file()
+    assert (energy["joules"] >= 0).all() and energy["count"].sum() > 0, "energy.csv should count operations"
+    assert set(energy["agent"]) == {"spiking_actor_critic", "dense_actor_critic"}, "energy.csv: both agents"
+    assert {"real", "evaluation"} <= set(energy.loc[energy.agent == "spiking_actor_critic", "phase"]), (
+        f"the spiking agent's phases: {set(energy['phase'])}"
+    )
+    for name in ("learning_curves.png", "energy_breakdown.png", "return_vs_energy.png"):
+        assert (out / name).stat().st_size > 0, f"{name} missing"
 
 
 @pytest.mark.slow

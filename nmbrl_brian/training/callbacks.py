@@ -137,25 +137,63 @@ def metrics_frame(rows: list[dict]) -> pd.DataFrame:
 
 
 class EnergyReport(Callback):
-    """Writes ``energy.csv`` at the end of training for agents that count their operations.
+    """Prices the agent's operation counts with every energy profile (:mod:`nmbrl_brian.energy`).
 
-    Rows: one per energy model and operation kind (count and joules), with the run's
-    ``env_steps`` and ``seed``; see :mod:`nmbrl_brian.energy`. Agents with e-prop traces
-    also get ``trace_updates.csv``: trace updates performed, skipped (activity-sparse
-    mode) and in total.
+    Files, for agents that count their operations (``operation_counts_by_phase()`` or
+    ``operation_counts()``; :func:`~nmbrl_brian.energy.phase_counts`):
+
+    - ``energy.csv`` at the end of training: tidy rows ``phase, operation, count, profile,
+      joules`` (one per phase, profile and operation kind) with the run's ``env_steps`` and
+      ``seed``. The profiles are the shipped ones and those of the config's ``energy_profiles``
+      files.
+    - ``energy_curve.csv`` at every evaluation: ``env_steps, phase, profile, joules`` spent so far
+      (summed over operation kinds), for return-vs-energy curves
+      (:func:`~nmbrl_brian.energy.return_vs_energy`). A resumed run keeps the rows up to its
+      checkpoint.
+    - ``trace_updates.csv`` at the end, for agents with e-prop traces: trace updates performed,
+      skipped (activity-sparse mode) and in total.
     """
 
     def __init__(self, run_dir: str | Path):
         self.run_dir = Path(run_dir)
+        self._profiles = None
+        self._curve: list[pd.DataFrame] = []
+
+    def _price(self, trainer: ActorCriticTrainer) -> pd.DataFrame | None:
+        from nmbrl_brian.energy import load_profiles, phase_counts, price
+
+        counts = phase_counts(trainer.agent)
+        if counts is None:
+            return None
+        if self._profiles is None:
+            self._profiles = load_profiles(trainer.config.energy_profiles)
+        return price(counts, self._profiles)
+
+    def on_training_start(self, trainer: ActorCriticTrainer) -> None:
+        path = self.run_dir / "energy_curve.csv"
+        if path.is_file():  # a resumed run: keep what was spent up to its checkpoint
+            curve = pd.read_csv(path)
+            self._curve = [curve[curve["env_steps"] <= trainer.env_steps]]
+
+    def on_evaluation(self, trainer: ActorCriticTrainer, row: dict) -> None:
+        if row.get("policy") == "kept":
+            return
+        table = self._price(trainer)
+        if table is None:
+            return
+        spent = table.groupby(["phase", "profile"], sort=False)["joules"].sum().reset_index()
+        self._curve.append(spent.assign(env_steps=trainer.env_steps))
+        curve = pd.concat(self._curve, ignore_index=True)
+        curve = curve.drop_duplicates(["env_steps", "phase", "profile"], keep="last")
+        self._curve = [curve]
+        write_csv_atomic(
+            curve[["env_steps", "phase", "profile", "joules"]], self.run_dir / "energy_curve.csv"
+        )
 
     def on_training_end(self, trainer: ActorCriticTrainer) -> None:
-        counts = getattr(trainer.agent, "operation_counts", None)
-        if counts is None:
+        table = self._price(trainer)
+        if table is None:
             return
-        from nmbrl_brian.energy import CMOS_45NM_FP32, LOIHI
-
-        ops = counts()
-        table = pd.concat([model.breakdown(ops) for model in (LOIHI, CMOS_45NM_FP32)], ignore_index=True)
         table["env_steps"] = trainer.env_steps
         table["seed"] = trainer.config.seed
         write_csv_atomic(table, self.run_dir / "energy.csv")
