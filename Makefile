@@ -2,11 +2,12 @@
 #   make run   create .venv, install the package and run the main job on its default config
 #   make test  create .venv, install the package and run the test suite
 # Python 3.12 (brian2 2.10.1, current numpy, the cuda extra) when present, else 3.11 (brian2 2.9.0,
-# numpy<2.4). pyenv installs are found even when pyenv's global version is another one.
+# numpy<2.4); both install the dask extra (Dask distributed and pyarrow, for `nmbrl sweep`). pyenv
+# installs are found even when pyenv's global version is another one.
 PY_CANDIDATES := python3.12 $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) \
                  python3.11 $(wildcard $(HOME)/.pyenv/versions/3.11*/bin/python3.11)
 PYTHON ?= $(firstword $(foreach p,$(PY_CANDIDATES),$(shell $(p) -c 'print("$(p)")' 2>/dev/null)))
-EXTRAS ?= $(if $(findstring 3.12,$(PYTHON)),dev$(COMMA)cuda,dev)
+EXTRAS ?= $(if $(findstring 3.12,$(PYTHON)),dev$(COMMA)dask$(COMMA)cuda,dev$(COMMA)dask)
 COMMA  := ,
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -19,7 +20,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python setup.cfg pyproject.toml
+$(STAMP): $(BIN)/python setup.cfg pyproject.toml Makefile
 	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 

@@ -1,4 +1,5 @@
-"""Command line: ``nmbrl run`` (also ``python -m nmbrl_brian run``), ``build``, ``read`` and ``config``.
+"""Command line: ``nmbrl run`` (also ``python -m nmbrl_brian run``), ``build``, ``read``, ``config``
+and ``sweep``.
 
 Bad input (unknown key, wrong type or value, missing file or optional dependency,
 a damaged or foreign checkpoint) prints one line naming the field and what is
@@ -63,6 +64,22 @@ def _parser() -> argparse.ArgumentParser:
 
     read = sub.add_parser("read", help="read back what a built project's binary wrote (after `make` there)")
     read.add_argument("folder", metavar="DIR", help="a folder written by `nmbrl build`")
+
+    sweep = sub.add_parser(
+        "sweep", help="train a grid of config values x seeds on Dask and merge the runs into one table"
+    )
+    sweep.add_argument(
+        "--grid", required=True, metavar="GRID.toml", help="the grid file (see nmbrl_brian/sweep.py)"
+    )
+    sweep.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="a running Dask scheduler, e.g. tcp://host:8786 (default: local workers)",
+    )
+    sweep.add_argument(
+        "--workers", type=int, metavar="N", help="local worker processes (default: one per core)"
+    )
+    sweep.add_argument("--out", metavar="DIR", help="sweep folder (default: results/sweep_<grid file name>)")
 
     cfg = sub.add_parser("config", help="print the resolved config, or every field with its documentation")
     cfg.add_argument("--config", metavar="FILE.toml")
@@ -130,6 +147,30 @@ def _cmd_read(args) -> int:
     return 0
 
 
+def _cmd_sweep(args) -> int:
+    from pathlib import Path
+
+    from nmbrl_brian.sweep import load_grid, run_sweep
+
+    grid = load_grid(args.grid)
+    out = args.out or f"results/sweep_{Path(args.grid).stem}"
+    try:
+        result = run_sweep(grid, out, scheduler=args.scheduler, workers=args.workers)
+    except KeyboardInterrupt:
+        print(
+            f"nmbrl: sweep interrupted; run the same command again to continue it (table under {out})",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    status = result.table["status"]
+    print(f"table: {result.path}")
+    print(
+        f"runs={len(status)} finished={int((status == 'finished').sum())} failed={int((status == 'failed').sum())} "
+        f"skipped={int(result.table['skipped'].sum())}"
+    )
+    return 1 if (status != "finished").any() else 0
+
+
 def _cmd_config(args) -> int:
     import json
 
@@ -147,7 +188,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``nmbrl`` command; returns the exit code."""
     args = _parser().parse_args(argv)
     try:
-        commands = {"run": _cmd_run, "build": _cmd_build, "read": _cmd_read, "config": _cmd_config}
+        commands = {
+            "run": _cmd_run,
+            "build": _cmd_build,
+            "read": _cmd_read,
+            "config": _cmd_config,
+            "sweep": _cmd_sweep,
+        }
         return commands[args.command](args)
     except (ConfigError, DeviceError, CheckpointError, DivergenceError) as exc:
         print(f"nmbrl: error: {exc}", file=sys.stderr)

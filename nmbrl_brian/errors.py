@@ -16,6 +16,7 @@ class ConfigError(ValueError):
         self.field = field
         self.allowed = allowed
         self.got = got
+        self.note = note
         msg = f"{field}: expected {allowed}"
         if got is not None:
             msg += f", got {got!r}"

@@ -71,7 +71,8 @@ def print_headline(figures: dict[str, Any]) -> None:
     print(" ".join(f"{k}={fmt(v)}" for k, v in figures.items()), flush=True)
 
 
-def _finished(run_dir: Path, config: RunConfig) -> bool:
+def run_finished(run_dir: Path, config: RunConfig) -> bool:
+    """Whether ``run_dir`` holds a finished run of ``config`` (metrics up to its last step, and its figure)."""
     metrics = run_dir / "metrics.csv"
     if not metrics.is_file() or not (run_dir / "learning_curve.png").is_file():
         return False
@@ -101,17 +102,23 @@ def parallel_map(
         return list(pool.map(fn, items))
 
 
-def train_or_resume(config: RunConfig, runs_root: Path) -> Path:
-    """Return the finished run of ``config`` under ``runs_root``, resuming or starting it as needed.
-
-    A previous run counts when its ``config.json`` equals ``config``; the newest one is used.
-    """
+def find_run(config: RunConfig, runs_root: Path) -> Path | None:
+    """The newest run folder under ``runs_root`` whose ``config.json`` equals ``config`` (None if none)."""
     previous = sorted(runs_root.glob(f"{config.run_name_stem}__*")) if runs_root.is_dir() else []
     previous = [
         p for p in previous if (p / "config.json").is_file() and load_config_json(p / "config.json") == config
     ]
-    run_dir = previous[-1] if previous else None
-    if run_dir is not None and _finished(run_dir, config):
+    return previous[-1] if previous else None
+
+
+def train_or_resume(config: RunConfig, runs_root: Path) -> Path:
+    """Return the finished run of ``config`` under ``runs_root``, resuming or starting it as needed.
+
+    A previous run counts when its ``config.json`` equals ``config``; the newest one is used
+    (:func:`find_run`).
+    """
+    run_dir = find_run(config, runs_root)
+    if run_dir is not None and run_finished(run_dir, config):
         return run_dir
     if run_dir is not None and (run_dir / CHECKPOINT_FILE).is_file():
         return resume_training(run_dir)
