@@ -368,12 +368,9 @@ def return_vs_energy(metrics: pd.DataFrame, curve: pd.DataFrame) -> pd.DataFrame
     """
     if "policy" in metrics:
         metrics = metrics[metrics["policy"] != "kept"]
-    spent = (
-        curve[curve["phase"] != EVALUATION_PHASE]
-        .groupby(["env_steps", "profile"], sort=False)["joules"]
-        .sum()
-        .reset_index()
-    )
+    training = curve["joules"].where(curve["phase"] != EVALUATION_PHASE, 0.0)  # 0 J where only evaluation ran
+    spent = curve.assign(joules=training).groupby(["env_steps", "profile"], sort=False)["joules"].sum()
+    spent = spent.reset_index()
     merged = metrics[["env_steps", "return_mean", "return_std"]].merge(spent, on="env_steps")
     return merged.sort_values(["profile", "env_steps"], kind="stable").reset_index(drop=True)
 

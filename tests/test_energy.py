@@ -243,17 +243,17 @@ def test_return_vs_energy_pairs_each_evaluation_with_training_energy():
     ).assign(policy=["current", "current", "kept"])
     curve = pd.DataFrame(
         {
-            "env_steps": [0, 0, 10, 10],
-            "phase": ["real", "evaluation", "real", "evaluation"],
+            "env_steps": [0, 10, 10, 10],
+            "phase": ["evaluation", "real", "dream", "evaluation"],
             "profile": ["p"] * 4,
-            "joules": [1.0, 5.0, 3.0, 7.0],
+            "joules": [5.0, 3.0, 0.5, 7.0],
         }
     )
     table = return_vs_energy(metrics, curve)
     assert table[["env_steps", "return_mean", "joules"]].values.tolist() == [
-        [0, 9.0, 1.0],
-        [10, 500.0, 3.0],
-    ], f"evaluation phase left out, kept row dropped: {table}"
+        [0, 9.0, 0.0],
+        [10, 500.0, 3.5],
+    ], f"evaluation energy left out (0 J before training), kept row dropped: {table}"
 
 
 def test_energy_figures_label_units_and_never_show(monkeypatch):
