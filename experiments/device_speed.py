@@ -2,7 +2,7 @@
 
 Figure: ``device_speed.png``, the wall time of one training epoch of the spiking world
 model (:class:`~nmbrl_brian.world_models.snn_world_model.SNNWorldModel`, 300 LIF
-neurons, one 20 ms period per transition) on each Brian2 device: the first epoch, which
+neurons, one 10 ms period per transition) on each Brian2 device: the first epoch, which
 includes building the network and generating and compiling the code, beside the median
 of the later epochs, which re-run the compiled binary with ``run_args`` (standalone) or
 re-run the stored network (runtime). Log scale.
@@ -13,7 +13,7 @@ the one-time build a standalone epoch is much cheaper than a runtime epoch.
 Per seed: ``n`` random-policy CartPole-v1 transitions (5,000; 200 with ``--quick``), a
 held-out set from the random policy (seed ``10_000 + seed``), and one model per device
 with the same config and seed (``periods_per_run = n``, so an epoch is one network run
-of ``20 n + 1`` steps). Every ``train_epoch`` is timed; then the one-step NMSE of the
+of ``10 n + 1`` steps). Every ``train_epoch`` is timed; then the one-step NMSE of the
 state change on the held-out set is measured and the trained weights are compared with
 the cpp_standalone model's.
 

@@ -1,39 +1,50 @@
-"""How well a spiking world model learns CartPole-v1 dynamics online with supervised e-prop.
+"""How accurate a spiking world model of CartPole-v1 is, learned online from few real transitions.
 
-Figures: ``trajectories.png``, an open-loop rollout of the four state variables along the
-longest held-out random-policy episode (up to 50 steps; real vs spiking, linear and MLP
-models), and ``raster.png``, the spikes of the world model's 300 recurrent LIF neurons
-during that rollout (one 20 ms period per transition).
-Claim: trained online (one pass = one ``Network.run``, weights updated after every
-transition) on at most 5,000 real random-policy transitions, the spiking world model
-predicts the held-out one-step state change with a normalised MSE of at most 0.05
-(averaged over the four dimensions) and a learned termination readout with recall
-of at least 0.95, against the linear (about 1e-5) and MLP baselines fitted to the same data.
+Figures: ``nmse_vs_transitions.png``, one-step and 10-step open-loop rollout NMSE against
+the number of training transitions (spiking, linear and MLP models; random-policy and
+good-policy held-out data; medians over seeds); ``trajectories.png``, an open-loop rollout
+of the four state variables along the longest held-out random-policy episode (up to 50
+steps; real vs the three models trained on the most transitions); and ``raster.png``, the
+spikes of the world model's recurrent LIF neurons during that rollout (one period per
+transition).
+Claim: trained online with local rules (one pass = one ``Network.run``, weights updated
+after every transition, passes over the data scaled to its size) on 1,000 real
+random-policy transitions, the spiking world model predicts the held-out one-step state
+change with a normalised MSE of at most 0.001 (averaged over the four dimensions), and
+its learned termination readout reaches a recall of at least 0.95 from 5,000, against
+the linear and MLP baselines fitted to the same data.
 
-Per seed: 5,000 training transitions from the uniform random policy; held-out sets of
-2,000 transitions from the random policy and from a good policy: the dense TD(lambda)
-actor-critic baseline (``cartpole_dense.toml``, same seed) trained on the real
-environment until its greedy evaluation mean reaches 475, then run greedily. All three
-models learn their own termination.
+Per seed: the first N of the same random-policy transitions for each N of
+``--transitions``; held-out sets of 2,000 transitions from the random policy and from a
+good policy: the dense TD(lambda) actor-critic baseline (``cartpole_dense.toml``, same
+seed) trained on the real environment until its greedy evaluation mean reaches 475, then
+run greedily. All three models learn their own termination. The MLP makes the same number
+of Adam steps at every N (150 epochs of 5,000 transitions).
 
-Writes under ``--out``: ``seeds/seed_<k>/`` (each finished seed's tables, so a re-run
-of the same command resumes after the last finished seed), ``metrics.csv`` (tidy: model, policy, metric, dim, k, value, n,
-seed), ``training_log.csv`` (per epoch: online NMSE, step sizes, run time),
-``timing.csv`` (cpp_standalone: re-running the compiled binary with ``run_args`` vs
-regenerating and recompiling it for every epoch, seed 0; skipped with ``--quick`` or
-``--skip-timing``), ``config.json``, ``trajectories.png`` and ``raster.png``. The last line
-printed holds the medians over seeds on the random-policy held-out set.
+Writes under ``--out``: ``seeds/seed_<k>/n_<N>/`` (the tables of each finished seed and
+size, so a re-run of the same command resumes where it stopped), ``metrics.csv`` (tidy:
+model, policy, metric, dim, k, value, n, seed, n_train), ``summary.csv`` (medians over
+seeds per model, policy, measure and N), ``training_log.csv`` (per epoch: online NMSE,
+step sizes, run time), ``timing.csv`` (cpp_standalone at the largest N: re-running the
+compiled binary with ``run_args`` vs regenerating and recompiling it for every epoch,
+seed 0; skipped with ``--quick`` or ``--skip-timing``), ``config.json`` and the figures.
+The last line printed holds medians over seeds on the random-policy held-out set: the
+spiking model's one-step NMSE, the baselines' one-step NMSE, its 25-step rollout NMSE and
+termination recall at the largest N, then ``nmse_<N>``, its one-step NMSE at every N.
 
 Usage::
 
-    python experiments/world_model_quality.py --seeds 5 --out results/world_model_quality
+    python experiments/world_model_quality.py --transitions 100,300,1000,5000 --seeds 5 \\
+        --out results/wm_quality
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -44,6 +55,7 @@ import pandas as pd
 from nmbrl_brian.config import load_config
 from nmbrl_brian.devices import reset_device, select_device
 from nmbrl_brian.envs import EnvironmentWrapper
+from nmbrl_brian.errors import ConfigError
 from nmbrl_brian.experiment_tools import check_common_args, experiment_parser, parallel_map, run_main
 from nmbrl_brian.plotting import save_figure
 from nmbrl_brian.results import write_csv_atomic
@@ -59,20 +71,23 @@ ENV_ID = "CartPole-v1"
 DENSE_CONFIG = Path(__file__).resolve().parents[1] / "nmbrl_brian" / "configs" / "cartpole_dense.toml"
 STATE_NAMES = ("x", "x_dot", "theta", "theta_dot")
 STATE_UNITS = ("m", "m/s", "rad", "rad/s")
+MODELS = ("snn", "linear", "mlp")
+TABLE_COLUMNS = ["model", "policy", "metric", "dim", "k", "value", "n", "seed", "n_train"]
 FULL = {
-    "n_train": 5000,
+    "transitions": (100, 300, 1000, 5000),
     "n_held_out": 2000,
-    "epochs": 5,
     "mlp_epochs": 150,
+    "mlp_reference_transitions": 5000,
     "max_segments": 300,
     "rollout_steps": 50,
     "timing_epochs": 3,
 }
 QUICK = {
-    "n_train": 600,
+    "transitions": (100, 300),
     "n_held_out": 500,
-    "epochs": 2,
+    "snn_epochs": 2,
     "mlp_epochs": 20,
+    "mlp_reference_transitions": 300,
     "max_segments": 20,
     "rollout_steps": 15,
     "timing_epochs": 0,
@@ -103,13 +118,13 @@ def train_good_policy(seed: int, *, threshold: float = 475.0, max_steps: int = 2
     raise RuntimeError(f"the dense baseline (seed {seed}) did not reach {threshold} in {max_steps} steps")
 
 
-def collect(seed: int, sizes: dict) -> dict:
+def collect(seed: int, sizes: dict, n_train: int) -> dict:
     """Training data (random policy) and held-out sets (random and good policy) of one seed."""
     env = EnvironmentWrapper(ENV_ID)
     good_policy, steps = train_good_policy(seed)
     print(f"  good policy: dense baseline after {steps} env steps", flush=True)
     return {
-        "train": collect_transitions(env, None, sizes["n_train"], seed=seed),
+        "train": collect_transitions(env, None, n_train, seed=seed),
         "random": collect_transitions(env, None, sizes["n_held_out"], seed=10_000 + seed),
         "good": collect_transitions(env, good_policy, sizes["n_held_out"], seed=20_000 + seed, explore=False),
     }
@@ -119,14 +134,17 @@ def train_snn(config: WorldModelConfig, train) -> tuple[SNNWorldModel, pd.DataFr
     """Online supervised e-prop, one ``Network.run`` per epoch; returns the model and its log."""
     model = SNNWorldModel.for_env(ENV_ID, use_termination_fn=False, config=config)
     rows = []
-    for _ in range(config.epochs):
+    epochs = config.epochs_for(len(train))
+    for _ in range(epochs):
         start = time.perf_counter()
         row = model.train_epoch(train)
         rows.append({**row, "wall_s": time.perf_counter() - start})
-        print(
-            f"  snn epoch {row['epoch']}: online_nmse={row['online_nmse']:.4f} ({rows[-1]['wall_s']:.1f} s)",
-            flush=True,
-        )
+        if row["epoch"] % 10 == 9 or row["epoch"] == epochs - 1:
+            print(
+                f"  snn epoch {row['epoch'] + 1}/{epochs}: online_nmse={row['online_nmse']:.5f} "
+                f"({rows[-1]['wall_s']:.2f} s)",
+                flush=True,
+            )
     return model, pd.DataFrame(rows)
 
 
@@ -170,10 +188,39 @@ def plot_raster(t_ms: np.ndarray, neuron: np.ndarray, *, period_ms: float, axes=
     end = float(t_ms.max()) if len(t_ms) else period_ms
     for boundary in np.arange(0.0, end + period_ms, period_ms):
         ax.axvline(boundary, color="0.85", lw=0.5, zorder=0)
-    ax.set_xlabel("network time (ms); one 20 ms period per transition")
+    ax.set_xlabel(f"network time (ms); one {period_ms:g} ms period per transition")
     ax.set_ylabel("recurrent neuron")
     ax.set_title(f"spiking world model during the rollout ({len(t_ms)} spikes)")
     return ax
+
+
+def plot_nmse_vs_transitions(summary: pd.DataFrame, *, axes=None, **kwds):
+    """One-step (solid) and 10-step rollout (dashed) NMSE vs training transitions, one panel per
+    held-out policy, one colour per model; returns the first Axes."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    axes = np.ravel(axes)
+    for ax, policy in zip(axes, ("random", "good")):
+        for (model, color), (metric, k, ls) in itertools.product(
+            zip(MODELS, ("C0", "C1", "C2")), (("nmse", 1, "-"), ("rollout_nmse", 10, "--"))
+        ):
+            sel = summary[
+                (summary.model == model)
+                & (summary.policy == policy)
+                & (summary.metric == metric)
+                & (summary.k == k)
+            ].sort_values("n_train")
+            label = f"{model}, {'one-step' if k == 1 else f'{k}-step rollout'}"
+            ax.plot(sel["n_train"], sel["value"], ls, marker="o", color=color, label=label, **kwds)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("training transitions (random policy)")
+        ax.set_title(f"held-out {policy}-policy data")
+    axes[0].set_ylabel("NMSE of the state change (median over seeds)")
+    axes[0].legend(fontsize=7)
+    return axes[0]
 
 
 def standalone_timing(config: WorldModelConfig, train, out: Path, epochs: int) -> pd.DataFrame:
@@ -209,35 +256,45 @@ def standalone_timing(config: WorldModelConfig, train, out: Path, epochs: int) -
     return pd.DataFrame(rows).assign(same_weights_as_other_mode=same)
 
 
-def snn_config(seed: int, sizes: dict) -> WorldModelConfig:
+def snn_config(seed: int, sizes: dict, n_train: int) -> WorldModelConfig:
     """The spiking world model of one seed: learned termination, one run per epoch."""
-    return WorldModelConfig(
-        epochs=sizes["epochs"], termination="learned", seed=seed, periods_per_run=sizes["n_train"]
-    )
+    epochs = {"epochs": sizes["snn_epochs"], "min_updates": 0} if "snn_epochs" in sizes else {}
+    return WorldModelConfig(termination="learned", seed=seed, periods_per_run=n_train, **epochs)
 
 
-def run_seed(seed: int, sizes: dict, out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Collect, train the three models and evaluate them on both held-out sets.
+def mlp_config(seed: int, sizes: dict, n_train: int) -> MLPModelConfig:
+    """The MLP baseline: as many Adam steps as ``mlp_epochs`` passes over the reference size."""
+    batch = MLPModelConfig().batch_size
+    steps = sizes["mlp_epochs"] * math.ceil(sizes["mlp_reference_transitions"] / batch)
+    return MLPModelConfig(epochs=math.ceil(steps / math.ceil(n_train / batch)), seed=seed)
 
-    Seed 0 also draws the trajectory and raster figures. Returns the tidy metrics and the
-    spiking model's training log.
+
+def size_dir(out: Path, seed: int, n_train: int) -> Path:
+    """Where the tables of one seed and training size go."""
+    return out / "seeds" / f"seed_{seed}" / f"n_{n_train}"
+
+
+def run_size(seed: int, n_train: int, data: dict, sizes: dict, out: Path, *, figures: bool) -> None:
+    """Train the three models on the first ``n_train`` transitions, evaluate them on both held-out
+    sets and write the tables to :func:`size_dir` (metrics last: this size is done).
+
+    With ``figures`` the trajectory and raster figures are drawn too.
     """
-    data = collect(seed, sizes)
-    snn, log = train_snn(snn_config(seed, sizes), data["train"])
+    print(f"seed {seed}, {n_train} transitions", flush=True)
+    train = data["train"].subset(slice(0, n_train))
+    snn, log = train_snn(snn_config(seed, sizes, n_train), train)
     models = {
         "snn": snn,
-        "linear": LinearWorldModel.for_env(ENV_ID, use_termination_fn=False).fit(data["train"]),
+        "linear": LinearWorldModel.for_env(ENV_ID, use_termination_fn=False).fit(train),
         "mlp": MLPWorldModel.for_env(
-            ENV_ID,
-            use_termination_fn=False,
-            config=MLPModelConfig(epochs=sizes["mlp_epochs"], seed=seed),
-        ).fit(data["train"]),
+            ENV_ID, use_termination_fn=False, config=mlp_config(seed, sizes, n_train)
+        ).fit(train),
     }
     metrics = []
     for policy in ("random", "good"):
         df = evaluate_models(models, data[policy], dim_names=STATE_NAMES, max_segments=sizes["max_segments"])
-        metrics.append(df.assign(policy=policy, seed=seed))
-    if seed == 0:
+        metrics.append(df.assign(policy=policy, seed=seed, n_train=n_train))
+    if figures:
         start, actions, real_next = longest_episode(data["random"], sizes["rollout_steps"])
         trajectories = {"real": np.vstack([start, real_next])}
         snn.record_spikes = True
@@ -249,51 +306,86 @@ def run_seed(seed: int, sizes: dict, out: Path) -> tuple[pd.DataFrame, pd.DataFr
         t_ms, neuron = snn.recorded_spikes(clear=True)
         save_figure(plot_raster(t_ms, neuron, period_ms=snn.period_ms), out / "raster.png")
     table = pd.concat(metrics, ignore_index=True)
-    return table[["model", "policy", "metric", "dim", "k", "value", "n", "seed"]], log.assign(seed=seed)
+    directory = size_dir(out, seed, n_train)
+    directory.mkdir(parents=True, exist_ok=True)
+    write_csv_atomic(log.assign(seed=seed, n_train=n_train), directory / "training_log.csv")
+    write_csv_atomic(table[TABLE_COLUMNS], directory / "metrics.csv")
 
 
-def run_and_save_seed(seed: int, *, sizes: dict, out: Path) -> Path:
-    """:func:`run_seed` and write its tables to ``out/seeds/seed_<seed>/`` (metrics last: the seed is done)."""
-    print(f"seed {seed}", flush=True)
+def run_seed(seed: int, *, sizes: dict, transitions: tuple[int, ...], out: Path) -> None:
+    """Every unfinished training size of one seed (seed 0 draws the figures at the largest size)."""
+    todo = [n for n in transitions if not (size_dir(out, seed, n) / "metrics.csv").is_file()]
+    if not todo:
+        return
     select_device("runtime")
-    seed_metrics, seed_log = run_seed(seed, sizes, out)
-    seed_dir = out / "seeds" / f"seed_{seed}"
-    seed_dir.mkdir(parents=True, exist_ok=True)
-    write_csv_atomic(seed_log, seed_dir / "training_log.csv")
-    write_csv_atomic(seed_metrics, seed_dir / "metrics.csv")
-    return seed_dir
+    data = collect(seed, sizes, max(transitions))
+    for n_train in todo:
+        run_size(seed, n_train, data, sizes, out, figures=seed == 0 and n_train == max(transitions))
+
+
+def parse_transitions(text: str) -> tuple[int, ...]:
+    """``"100,300,1000"`` -> ``(100, 300, 1000)``: distinct integers >= 10, sorted."""
+    try:
+        values = tuple(sorted({int(v) for v in text.split(",") if v.strip()}))
+    except ValueError:
+        values = ()
+    if not values or values[0] < 10:
+        raise ConfigError("--transitions", "comma-separated integers >= 10, e.g. 100,300,1000,5000", text)
+    return values
+
+
+def summarise(table: pd.DataFrame) -> pd.DataFrame:
+    """Medians over seeds of the mean-over-dimensions NMSE and the termination measures."""
+    keep = (table.dim == "mean") | (table.dim == "terminated")
+    keys = ["model", "policy", "metric", "dim", "k", "n_train"]
+    return table[keep].groupby(keys, as_index=False)["value"].median()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = experiment_parser(__doc__.splitlines()[0])
+    parser.add_argument(
+        "--transitions",
+        default=None,
+        help="training sizes, comma-separated (default 100,300,1000,5000; with --quick 100,300)",
+    )
     parser.add_argument("--skip-timing", action="store_true", help="skip the cpp_standalone timing")
     args = parser.parse_args(argv)
 
     def body():
         check_common_args(args)
         sizes = QUICK if args.quick else FULL
+        transitions = (
+            parse_transitions(args.transitions) if args.transitions is not None else sizes["transitions"]
+        )
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        seed_dirs = [out / "seeds" / f"seed_{seed}" for seed in range(args.seeds)]
         todo = []
-        for seed, seed_dir in enumerate(seed_dirs):
-            if (seed_dir / "metrics.csv").is_file():
-                print(f"seed {seed}: finished earlier, reusing {seed_dir}", flush=True)
+        for seed in range(args.seeds):
+            if all((size_dir(out, seed, n) / "metrics.csv").is_file() for n in transitions):
+                print(f"seed {seed}: finished earlier, reusing {out / 'seeds' / f'seed_{seed}'}", flush=True)
             else:
                 todo.append(seed)
-        parallel_map(functools.partial(run_and_save_seed, sizes=sizes, out=out), todo, args.workers)
-        metrics = [pd.read_csv(d / "metrics.csv") for d in seed_dirs]
-        logs = [pd.read_csv(d / "training_log.csv") for d in seed_dirs]
-        timing_config = snn_config(0, sizes)
-        runtime_epochs = list(logs[0]["wall_s"])
-        table = pd.concat(metrics, ignore_index=True)
+        parallel_map(
+            functools.partial(run_seed, sizes=sizes, transitions=transitions, out=out), todo, args.workers
+        )
+        dirs = [size_dir(out, seed, n) for seed in range(args.seeds) for n in transitions]
+        table = pd.concat([pd.read_csv(d / "metrics.csv") for d in dirs], ignore_index=True)
+        logs = pd.concat([pd.read_csv(d / "training_log.csv") for d in dirs], ignore_index=True)
+        summary = summarise(table)
         write_csv_atomic(table, out / "metrics.csv")
-        write_csv_atomic(pd.concat(logs, ignore_index=True), out / "training_log.csv")
+        write_csv_atomic(logs, out / "training_log.csv")
+        write_csv_atomic(summary, out / "summary.csv")
+        save_figure(plot_nmse_vs_transitions(summary), out / "nmse_vs_transitions.png")
+        largest = max(transitions)
+        timing_config = snn_config(0, sizes, largest)
         (out / "config.json").write_text(
             json.dumps(
                 {
                     "world_model": dataclasses.asdict(timing_config),
+                    "epochs_per_size": {n: timing_config.epochs_for(n) for n in transitions},
+                    "mlp_epochs_per_size": {n: mlp_config(0, sizes, n).epochs for n in transitions},
                     "sizes": sizes,
+                    "transitions": transitions,
                     "env_id": ENV_ID,
                     "seeds": args.seeds,
                 },
@@ -303,37 +395,40 @@ def main(argv: list[str] | None = None) -> int:
             + "\n"
         )
         if sizes["timing_epochs"] and not args.skip_timing:
-            timing_data = collect_transitions(EnvironmentWrapper(ENV_ID), None, sizes["n_train"], seed=0)
+            timing_data = collect_transitions(EnvironmentWrapper(ENV_ID), None, largest, seed=0)
             timing = standalone_timing(timing_config, timing_data, out, sizes["timing_epochs"])
             steps_per_period = timing_config.network.steps_per_env_step
+            runtime_epochs = logs[(logs.seed == 0) & (logs.n_train == largest)]["wall_s"]
             runtime = pd.DataFrame(
                 {
                     "mode": "runtime_cython",
                     "epoch": range(len(runtime_epochs)),
-                    "wall_s": runtime_epochs,
+                    "wall_s": list(runtime_epochs),
                     "n_transitions": len(timing_data),
                     "network_steps": len(timing_data) * steps_per_period + 1,
                 }
             )
             write_csv_atomic(pd.concat([timing, runtime], ignore_index=True), out / "timing.csv")
 
-        def median(model, metric, dim="mean", k=1):
-            sel = table[
-                (table.model == model)
-                & (table.policy == "random")
-                & (table.metric == metric)
-                & (table.dim == dim)
-                & (table.k == k)
+        def median(model, metric, n_train, dim="mean", k=1):
+            sel = summary[
+                (summary.model == model)
+                & (summary.policy == "random")
+                & (summary.metric == metric)
+                & (summary.dim == dim)
+                & (summary.k == k)
+                & (summary.n_train == n_train)
             ]
-            return float(sel["value"].median())
+            return float(sel["value"].iloc[0])
 
-        return {
-            "one_step_nmse": median("snn", "nmse"),
-            "linear_nmse": median("linear", "nmse"),
-            "mlp_nmse": median("mlp", "nmse"),
-            "rollout25_nmse": median("snn", "rollout_nmse", k=25),
-            "termination_recall": median("snn", "recall", dim="terminated"),
+        figures = {
+            "one_step_nmse": median("snn", "nmse", largest),
+            "linear_nmse": median("linear", "nmse", largest),
+            "mlp_nmse": median("mlp", "nmse", largest),
+            "rollout25_nmse": median("snn", "rollout_nmse", largest, k=25),
+            "termination_recall": median("snn", "recall", largest, dim="terminated"),
         }
+        return figures | {f"nmse_{n}": median("snn", "nmse", n) for n in transitions}
 
     return run_main(body)
 

@@ -24,10 +24,11 @@ from nmbrl_brian.world_models.snn_world_model import (
 
 ROOT = Path(__file__).resolve().parents[1]
 N_TRAIN = 400
-#: A small world model for tests: 120 neurons, one run per epoch of N_TRAIN transitions.
+#: A small world model for tests: 120 neurons, one run per epoch of N_TRAIN transitions, 3 epochs.
 SMALL = WorldModelConfig(
     network=dataclasses.replace(DEFAULT_WORLD_MODEL_NETWORK, n_recurrent=120),
     epochs=3,
+    min_updates=0,
     periods_per_run=N_TRAIN,
 )
 
@@ -74,7 +75,7 @@ def test_config_errors_name_the_field():
         with pytest.raises(ConfigError, match=f"^world_model.{field}:"):
             WorldModelConfig(**kwargs)
     with pytest.raises(ConfigError, match="^world_model.error_steps:"):
-        WorldModelConfig(error_steps=21)  # longer than the 20-step period
+        WorldModelConfig(error_steps=11)  # longer than the 10-step period
     with pytest.raises(ConfigError, match="^world_model.termination:"):
         SNNWorldModel.for_env(
             "CartPole-v1", use_termination_fn=False, config=WorldModelConfig(termination="given")
@@ -88,8 +89,8 @@ def test_training_lowers_prediction_error(trained):
         f"online error did not fall over 3 epochs: {[round(r['online_nmse'], 4) for r in logs]}"
     )
     assert nmse[-1] < nmse[0], f"held-out NMSE did not fall from epoch 1 to 3: {nmse}"
-    assert nmse[-1] < 0.15, (
-        f"held-out one-step NMSE after 3 epochs on {N_TRAIN} transitions is {nmse[-1]:.3f}"
+    assert nmse[-1] < 1e-3, (
+        f"held-out one-step NMSE after 3 epochs on {N_TRAIN} transitions is {nmse[-1]:.2g}"
     )
     assert model.epochs_done == 3 and model.fitted, "epochs_done/fitted not updated by train_epoch"
 
@@ -155,6 +156,54 @@ def test_state_dict_round_trip(trained, cartpole_data):
     a = model.predict(held_out.obs[:5], held_out.action[:5])[0]
     b = fresh.predict(held_out.obs[:5], held_out.action[:5])[0]
     np.testing.assert_allclose(b, a, atol=1e-12, err_msg="a restored checkpoint predicts differently")
+
+
+@pytest.mark.parametrize("whiten", [True, False])
+def test_signed_state_code_and_direct_pathway(cartpole_data, whiten):
+    """Beside the population code, D signed inputs carry the whitened (or standardised) state;
+    they, the action and the bias neurons reach the readouts of Δs and reward directly."""
+    train, _ = cartpole_data
+    cfg = dataclasses.replace(SMALL, whiten_state=whiten, state_current=2.0, termination="learned")
+    model = SNNWorldModel.for_env("CartPole-v1", config=cfg)
+    model.train_epoch(train.subset(slice(0, 20)))  # fits the codes on these 20 transitions
+    n_pop = 4 * cfg.encoding.neurons_per_dim
+    assert model.n_inputs == n_pop + 4 + 2 * cfg.action_neurons_per_action + cfg.bias_neurons, (
+        f"expected 4 signed state inputs beside the population code, got {model.n_inputs} inputs"
+    )
+    z = model.encode(train.obs[:20], train.action[:20])[:, n_pop : n_pop + 4] / 2.0
+    np.testing.assert_allclose(z.mean(axis=0), 0.0, atol=1e-9, err_msg="the signed state code is not centred")
+    cov = np.cov(z, rowvar=False, bias=True)
+    np.testing.assert_allclose(
+        np.diag(cov), 1.0, atol=1e-6, err_msg="the signed state code has no unit variance"
+    )
+    off_diagonal = np.max(np.abs(cov - np.diag(np.diag(cov))))
+    if whiten:
+        assert off_diagonal < 1e-6, f"whitened state inputs are still correlated: {cov}"
+    else:
+        assert off_diagonal > 0.1, f"standardised CartPole states should stay correlated: {cov}"
+    mask = model.direct_connections()
+    assert not mask[:n_pop].any(), "the population code should not reach the readouts directly"
+    assert mask[n_pop:, :5].all() and not mask[:, 5].any(), (
+        "signed state, action and bias inputs should reach the Δs and reward readouts, not termination"
+    )
+    assert len(model.weights["w_direct"]) == mask.sum(), "one direct weight per direct connection"
+    assert np.any(model.weights["w_direct"] != 0), "one epoch should change the direct weights"
+
+
+def test_passes_scale_with_the_data(cartpole_data):
+    """fit() makes at least min_updates updates; the step sizes decay over exactly those passes."""
+    train, _ = cartpole_data
+    cfg = dataclasses.replace(SMALL, epochs=2, min_updates=150, final_learning_rate_fraction=0.5)
+    assert cfg.epochs_for(50) == 3 and cfg.epochs_for(400) == 2, "passes should be max(epochs, ceil(150 / N))"
+    model = SNNWorldModel.for_env("CartPole-v1", config=cfg)
+    model.fit(train.subset(slice(0, 50)))
+    rates = [row["direct_learning_rate"] for row in model.training_log]
+    assert model.epochs_done == 3, f"fit on 50 transitions should make 3 passes, made {model.epochs_done}"
+    np.testing.assert_allclose(
+        rates,
+        np.array([1.0, 0.75, 0.5]) * cfg.direct_learning_rate,
+        err_msg="the direct step size should decay linearly to the final fraction over the 3 passes",
+    )
 
 
 def test_learned_termination_readout(cartpole_data):
@@ -229,17 +278,25 @@ def test_world_model_quality_quick(tmp_path):
     last = proc.stdout.strip().splitlines()[-1]
     figures = dict(item.split("=", 1) for item in last.split())
     expected = ["one_step_nmse", "linear_nmse", "mlp_nmse", "rollout25_nmse", "termination_recall"]
+    expected += ["nmse_100", "nmse_300"]  # the quick default of --transitions
     assert list(figures) == expected, f"last line should be {expected} as key=value, got {last!r}"
     assert float(figures["one_step_nmse"]) < 0.5, f"quick SNN one-step NMSE is {figures['one_step_nmse']}"
+    assert figures["nmse_300"] == figures["one_step_nmse"], "one_step_nmse is the figure at the largest size"
     metrics = pd.read_csv(out / "metrics.csv")
-    assert {"model", "policy", "metric", "dim", "k", "value", "seed"} <= set(metrics.columns), (
+    assert {"model", "policy", "metric", "dim", "k", "value", "seed", "n_train"} <= set(metrics.columns), (
         f"metrics.csv columns: {list(metrics.columns)}"
+    )
+    assert set(metrics["n_train"]) == {100, 300}, f"training sizes in metrics.csv: {set(metrics['n_train'])}"
+    summary = pd.read_csv(out / "summary.csv")
+    one_step = summary[(summary.model == "snn") & (summary.policy == "random") & (summary.metric == "nmse")]
+    assert len(one_step) == 2 and f"{one_step.value.iloc[-1]:.4g}" == figures["nmse_300"], (
+        f"summary.csv should hold the headline medians per size:\n{one_step}"
     )
     assert set(metrics["model"]) == {"snn", "linear", "mlp"}, (
         f"models in metrics.csv: {set(metrics['model'])}"
     )
     assert set(metrics["policy"]) == {"random", "good"}, f"policies in metrics.csv: {set(metrics['policy'])}"
-    for name in ("trajectories.png", "raster.png"):
+    for name in ("trajectories.png", "raster.png", "nmse_vs_transitions.png"):
         assert (out / name).stat().st_size > 0, f"{name} missing or empty"
     again = run_quality("--quick", "--seeds", "1", "--out", str(out))
     assert again.returncode == 0 and "seed 0: finished earlier" in again.stdout, (
@@ -249,3 +306,7 @@ def test_world_model_quality_quick(tmp_path):
     bad = run_quality("--seeds", "0", "--out", str(tmp_path / "bad"), timeout=120)
     assert bad.returncode == 2, f"--seeds 0 should exit with code 2, got {bad.returncode}"
     assert bad.stderr.strip().splitlines()[-1].startswith("error: --seeds:"), f"stderr: {bad.stderr!r}"
+    bad = run_quality("--transitions", "100,lots", "--out", str(tmp_path / "bad"), timeout=120)
+    assert bad.returncode == 2, f"--transitions 100,lots should exit with code 2, got {bad.returncode}"
+    assert bad.stderr.strip().splitlines()[-1].startswith("error: --transitions:"), f"stderr: {bad.stderr!r}"
+    assert not (tmp_path / "bad" / "seeds").exists(), "a rejected run should not start any seed"

@@ -1,31 +1,48 @@
 """A spiking world model: an e-prop network that learns ``(s, a) -> (Δs, r, done)`` online.
 
 One environment transition is one *period* of the spiking network,
-``network.steps_per_env_step`` time steps of ``network.dt_ms`` (20 × 1 ms by default,
-the 20 ms of CartPole's own Euler step). During the period of transition ``n``:
+``network.steps_per_env_step`` time steps of ``network.dt_ms`` (10 × 1 ms by default, the
+clock of the spiking agent, so that the model can later run inside the agent's closed loop;
+network time need not equal CartPole's 20 ms Euler step). During the period of transition
+``n``:
 
 * **Inputs** are analog currents, constant over the period (no Poisson noise):
   the state is population coded (:class:`~nmbrl_brian.encoding.EncodingConfig`,
-  Gaussian tuning curves over a range fitted to the training data), the chosen
-  action drives its own population of ``action_neurons_per_action`` neurons (the
-  other actions' populations are silent), and a small population with a constant
-  current gives every recurrent neuron a random offset.
+  Gaussian tuning curves over a range fitted to the training data) and, beside it,
+  carried by ``D`` signed currents :math:`c\\,z` with :math:`z = (s - m)M` the state
+  whitened with the mean and covariance of the training data (``state_current``,
+  ``whiten_state``); the chosen action drives its own population of
+  ``action_neurons_per_action`` neurons (the other actions' populations are silent), and
+  a small population with a constant current gives every recurrent neuron a random
+  offset.
 * **The network** is :func:`~nmbrl_brian.snn.eprop_network.build_eprop_network`: a
-  sparse recurrent LIF/ALIF layer and leaky readouts
-  :math:`y_k^t = \\kappa y_k^{t-1} + \\sum_j W^{out}_{kj} z_j^t + b_k`.
+  sparse recurrent LIF/ALIF layer and leaky readouts that also receive a direct
+  pathway from the signed state, action and bias inputs (``direct_readout``,
+  :mod:`nmbrl_brian.snn.direct_readout`):
+  :math:`y_k^t = \\kappa y_k^{t-1} + \\sum_j W^{out}_{kj} z_j^t
+  + \\sum_i W^{dir}_{ki} x_i^t + b_k`. CartPole's step is nearly linear in
+  :math:`(s, a)`; the direct pathway learns that part in a few passes (the whitened code
+  is perfectly conditioned), and the spiking layer is left the nonlinear rest and the
+  termination readout, which the direct pathway does not reach.
 * **Readouts** predict :math:`\\Delta s` standardised per dimension with the mean
   and standard deviation of the training data, the standardised reward and, if
   learned, the termination flag (0/1). The prediction of a period is the mean of
-  :math:`y_k` over its last ``error_steps`` steps.
+  :math:`y_k` over its last ``error_steps`` steps (the last step by default: a leaky
+  readout started from rest has a gain that still grows over the period, so a mean over
+  several steps fitted step by step is biased low).
 * **Learning** is supervised e-prop (Bellec et al. 2020, Nat. Commun. 11:3625): on the
   last ``error_steps`` steps of the period the readout error is
   :math:`\\mathrm{err}_k = w_{n,k}(y_k - y^*_{n,k})` (``w`` weights the reward and
   termination readouts and up-weights terminal transitions), elsewhere 0. Readout
-  weights follow :math:`\\mathrm{err}_k \\bar z^{out}_j`; input and recurrent weights
+  weights follow :math:`\\mathrm{err}_k \\bar z^{out}_j` and direct weights
+  :math:`\\mathrm{err}_k \\bar x^{out}_i` (the inputs filtered with the readout's
+  :math:`\\kappa`, their exact eligibility trace); input and recurrent weights
   follow the e-prop eligibility traces with the learning signal
   :math:`L_j = \\sum_k W^{out}_{kj}\\mathrm{err}_k` (symmetric feedback by default).
   Weights change once per period (``network.update_interval_steps`` steps), so one
-  pass over the data is online stochastic gradient descent, one transition at a time.
+  pass over the data is online stochastic gradient descent, one transition at a time;
+  :meth:`SNNWorldModel.fit` makes at least ``min_updates`` updates (many passes over
+  little data).
 * **Every period starts from rest**: membrane potentials, refractory counters,
   filtered spike trains, eligibility traces and readouts are cleared at the first step
   of each period, after the last step's gradient has been accumulated. CartPole's
@@ -74,6 +91,9 @@ from nmbrl_brian.snn.config import SpikingNetworkConfig
 from nmbrl_brian.world_models.baselines import PredictiveWorldModel, _check_dataset
 from nmbrl_brian.world_models.dataset import Standardizer, TransitionDataset
 
+DIRECT_WEIGHT_KEY = "w_direct"
+"""Key of the direct input -> readout weights in :attr:`SNNWorldModel.weights`."""
+
 __all__ = [
     "DEFAULT_WORLD_MODEL_NETWORK",
     "TERMINATION_MODES",
@@ -92,21 +112,22 @@ DEFAULT_WORLD_MODEL_NETWORK = SpikingNetworkConfig(
     p_recurrent=0.1,
     input_kind="current",
     dt_ms=1.0,
-    steps_per_env_step=20,
+    steps_per_env_step=10,
     tau_m_ms=20.0,
     tau_out_ms=20.0,
     refractory_ms=2.0,
     feedback="symmetric",
-    update_interval_steps=20,
+    update_interval_steps=10,
     hidden_learning=True,
     learning_rate=1e-3,  # replaced by WorldModelConfig.learning_rate at every run
-    readout_learning_rate=2e-4,  # replaced by WorldModelConfig.readout_learning_rate at every run
+    readout_learning_rate=2e-5,  # replaced by WorldModelConfig.readout_learning_rate at every run
     input_weight_scale=0.5,
     recurrent_weight_scale=0.3,
     readout_weight_scale=0.0,
 )
-"""The spiking layer of the world model: 300 LIF neurons, 20 steps of 1 ms per transition,
-analog current inputs, weight updates once per transition, readouts starting at zero."""
+"""The spiking layer of the world model: 300 LIF neurons, 10 steps of 1 ms per transition (the
+spiking agent's clock), analog current inputs, weight updates once per transition, readouts
+starting at zero."""
 
 DEFAULT_WORLD_MODEL_ENCODING = EncodingConfig(kind="population", neurons_per_dim=12, width=1.0)
 """12 Gaussian tuning curves per state dimension, as wide as their spacing."""
@@ -130,6 +151,13 @@ class WorldModelConfig:
     preferred value."""
     tuning_cutoff: float = 0.01
     """Tuning-curve values below this fraction of the peak send nothing (keeps input events sparse)."""
+    state_current: float = 1.0
+    """> 0: beside the population code, one input neuron per state dimension carries the signed
+    current ``state_current * z_d``, with ``z`` the state standardised (or whitened) with the
+    statistics of the training data, a well-conditioned linear code; 0: no such neurons."""
+    whiten_state: bool = True
+    """The signed state code ``z`` is whitened (ZCA: unit variance, no correlations) instead of
+    standardised per dimension."""
     action_neurons_per_action: int = 5
     """Input neurons per action; only the chosen action's population carries a current."""
     action_current: float = 1.0
@@ -138,7 +166,7 @@ class WorldModelConfig:
     """Input neurons with a constant current (random offsets of the recurrent neurons); 0 for none."""
     bias_current: float = 1.0
     """Current of a bias neuron."""
-    error_steps: int = 5
+    error_steps: int = 1
     """The last this many steps of each period carry the readout error, and the prediction is the
     mean readout over them."""
     target_scale: float = 1.0
@@ -149,18 +177,33 @@ class WorldModelConfig:
     termination_positive_weight: float = 5.0
     """Error weight of terminal transitions relative to others on the termination readout
     (raises recall; terminal steps are rare)."""
-    termination_weight: float = 1.0
+    termination_weight: float = 10.0
     """Error weight of the termination readout."""
     reward_weight: float = 1.0
     """Error weight of the reward readout."""
     learning_rate: float = 1e-3
     """E-prop step size of the input and recurrent weights (per accumulated period gradient)."""
-    readout_learning_rate: float = 2e-4
+    readout_learning_rate: float = 2e-5
     """Step size of the readout weights and biases (per accumulated period gradient)."""
+    direct_readout: bool = True
+    """Connect the signed state, action and bias inputs straight to the readouts of Δs and reward,
+    learned by the readout rule (:mod:`nmbrl_brian.snn.direct_readout`); off: the readouts see only
+    the spiking layer."""
+    direct_normalized: bool = True
+    """Normalise the direct pathway's steps by the squared norm of its inputs (normalised LMS)."""
+    direct_learning_rate: float = 1.0
+    """Step size of the direct weights. Normalised: the fraction of a transition's error the direct
+    pathway removes in one update, in (0, 2), shared among the ``error_steps`` steps; else a plain
+    step per accumulated gradient."""
     final_learning_rate_fraction: float = 0.2
-    """Both step sizes decay linearly over ``epochs`` to this fraction of their first value."""
+    """All step sizes decay linearly over the passes of a fit (:meth:`epochs_for`) to this fraction
+    of their first value."""
     epochs: int = 5
-    """Passes over the data made by :meth:`SNNWorldModel.fit`."""
+    """Passes over the data made by :meth:`SNNWorldModel.fit` (at least; see ``min_updates``)."""
+    min_updates: int = 10_000
+    """:meth:`SNNWorldModel.fit` makes at least this many weight updates (one per transition):
+    ``max(epochs, ceil(min_updates / N))`` passes over N transitions, so little data gets many
+    passes. The step-size schedule spans those passes."""
     shuffle: bool = True
     """Present the transitions of each epoch in a fresh random order."""
     periods_per_run: int = 5000
@@ -205,6 +248,8 @@ class WorldModelConfig:
         number("encoding_span_std")
         for name in ("input_current", "action_current", "bias_current"):
             number(name, strict=True)
+        number("state_current")
+        need(isinstance(self.whiten_state, bool), "whiten_state", "true or false")
         number("tuning_cutoff")
         need(self.tuning_cutoff < 1.0, "tuning_cutoff", "a number in [0, 1)")
         integer("action_neurons_per_action", 1)
@@ -227,20 +272,35 @@ class WorldModelConfig:
             "reward_weight",
             "learning_rate",
             "readout_learning_rate",
+            "direct_learning_rate",
         ):
             number(name)
+        need(
+            not self.direct_normalized or self.direct_learning_rate < 2.0,
+            "direct_learning_rate",
+            "a number in [0, 2) with direct_normalized (normalised LMS is stable below 2)",
+        )
         number("final_learning_rate_fraction", strict=True)
         need(self.final_learning_rate_fraction <= 1.0, "final_learning_rate_fraction", "a number in (0, 1]")
+        need(isinstance(self.direct_readout, bool), "direct_readout", "true or false")
+        need(isinstance(self.direct_normalized, bool), "direct_normalized", "true or false")
         integer("epochs", 1)
+        integer("min_updates", 0)
         need(isinstance(self.shuffle, bool), "shuffle", "true or false")
         integer("periods_per_run", 1)
         integer("seed", 0)
 
-    def learning_rate_factor(self, epoch: int) -> float:
-        """Step-size multiplier of epoch ``epoch`` (0-based): 1 linearly down to the final fraction."""
-        if self.epochs == 1:
+    def epochs_for(self, n_transitions: int) -> int:
+        """Passes :meth:`SNNWorldModel.fit` makes over ``n_transitions`` transitions."""
+        return max(self.epochs, math.ceil(self.min_updates / max(n_transitions, 1)))
+
+    def learning_rate_factor(self, epoch: int, epochs: int | None = None) -> float:
+        """Step-size multiplier of epoch ``epoch`` (0-based) of ``epochs`` (default ``self.epochs``):
+        1 linearly down to the final fraction."""
+        epochs = self.epochs if epochs is None else epochs
+        if epochs == 1:
             return 1.0
-        frac = min(max(epoch, 0), self.epochs - 1) / (self.epochs - 1)
+        frac = min(max(epoch, 0), epochs - 1) / (epochs - 1)
         return 1.0 - (1.0 - self.final_learning_rate_fraction) * frac
 
 
@@ -260,7 +320,7 @@ psi = 0
 zbar = 0
 zbar_out = 0
 {adapt}"""
-_INPUT_RESET = "zbar = 0"
+_INPUT_RESET = "zbar = 0\n{direct}"
 _SYNAPSE_RESET = "ebar = 0\n{adapt}"
 #: The readout bias gradient of the previous step is accumulated here, before ``bbar`` is
 #: cleared (the readout's own step then adds ``0*bbar``).
@@ -304,12 +364,14 @@ class _BrianWorldModel:
         input_values: np.ndarray,
         targets: np.ndarray,
         error_weights: np.ndarray,
-        learning_rates: tuple[float, float],
+        learning_rates: tuple[float, float, float],
         name_prefix: str,
+        direct_connections: np.ndarray | None = None,
     ):
         from brian2 import Clock, Network, NeuronGroup, SpikeMonitor, StateMonitor, TimedArray
 
         from nmbrl_brian.devices import active_device_is_standalone
+        from nmbrl_brian.snn.direct_readout import add_direct_readout, direct_readout_equations
         from nmbrl_brian.snn.eprop_network import build_eprop_network
 
         net_cfg = config.network
@@ -325,8 +387,19 @@ class _BrianWorldModel:
             error_mode="external",
             seed=config.seed,
             name_prefix=name_prefix,
+            extra_equations=direct_readout_equations(config.direct_normalized)
+            if config.direct_readout
+            else None,
         )
         self.eprop = eprop
+        self.direct = None
+        if config.direct_readout:
+            self.direct = add_direct_readout(
+                eprop,
+                direct_connections,
+                normalized=config.direct_normalized,
+                learning_rate=learning_rates[2],
+            )
         dt = eprop.dt
         self.dt = dt
         period = self.period_steps * dt
@@ -354,7 +427,11 @@ class _BrianWorldModel:
                 "start",
                 0,
             ),
-            "input_reset": at_period_start(eprop.inputs, _INPUT_RESET, p + "wm_input_reset"),
+            "input_reset": at_period_start(
+                eprop.inputs,
+                _INPUT_RESET.format(direct="zbar_out = 0\n" if config.direct_readout else ""),
+                p + "wm_input_reset",
+            ),
             "recurrent_reset": at_period_start(
                 eprop.recurrent,
                 _RECURRENT_RESET.format(adapt="a = 0\n" if adaptive else ""),
@@ -393,6 +470,8 @@ class _BrianWorldModel:
             name=p + "wm_prediction_monitor",
         )
         objects = [*eprop.objects, self.decoder, self.monitor]
+        if self.direct is not None:
+            objects.append(self.direct.synapses)
         self.spike_monitor = None
         if not self.standalone:  # switched on per run (runtime only: standalone structure is fixed)
             self.spike_monitor = SpikeMonitor(eprop.recurrent, record=True, name=p + "wm_spikes")
@@ -405,10 +484,62 @@ class _BrianWorldModel:
             if key.endswith(("_traces", "_weight_update", "_accumulate")) or key == "readout_bias_update"
         ]
         self.learning_ops += [self.ops[f"{syn.name}_reset"] for syn in eprop.learning_synapses]
+        if self.direct is not None:
+            self.learning_ops += [op for key, op in self.direct.operations.items() if key != "input_trace"]
         if weights is not None:
-            eprop.set_weights(weights)
-        eprop.set_learning_rates(hidden=learning_rates[0], readout=learning_rates[1])
+            self.set_weights(weights)
+        self.set_learning_rates(learning_rates)
         self.built = False
+
+    # ------------------------------------------------------------------------------------
+    # Weights and step sizes of the e-prop network and the direct pathway
+    def initial_weights(self) -> dict[str, np.ndarray]:
+        """The weights as built (the direct weights start at 0)."""
+        weights = {k: v.copy() for k, v in self.eprop.initial_weights.items()}
+        if self.direct is not None:
+            weights[DIRECT_WEIGHT_KEY] = np.zeros(len(self.direct.synapses))
+        return weights
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """Copies of the current weights."""
+        weights = self.eprop.get_weights()
+        if self.direct is not None:
+            weights[DIRECT_WEIGHT_KEY] = self.direct.weights()
+        return weights
+
+    def set_weights(self, weights: dict) -> None:
+        """Write weights saved by :meth:`get_weights`."""
+        self.eprop.set_weights(weights)
+        if self.direct is not None and DIRECT_WEIGHT_KEY in weights:
+            self.direct.synapses.w[:] = np.asarray(weights[DIRECT_WEIGHT_KEY], dtype=float)
+
+    def set_learning_rates(self, learning_rates: tuple[float, float, float]) -> None:
+        """Hidden, readout and direct step sizes."""
+        self.eprop.set_learning_rates(hidden=learning_rates[0], readout=learning_rates[1])
+        if self.direct is not None:
+            self.direct.synapses.lr = float(learning_rates[2])
+
+    def run_args(self, weights: dict, learning_rates: tuple[float, float, float]) -> dict:
+        """``run_args`` of a standalone re-run that starts from ``weights`` with these step sizes."""
+        eprop = self.eprop
+        run_args = eprop.weight_run_args(weights)
+        for syn in eprop.learning_synapses:
+            run_args[syn.lr] = float(learning_rates[0])
+        run_args[eprop.syn_out.lr] = float(learning_rates[1])
+        run_args[eprop.readout.lr_b] = float(learning_rates[1])
+        if self.direct is not None:
+            run_args[self.direct.synapses.w] = np.asarray(weights[DIRECT_WEIGHT_KEY], dtype=float)
+            run_args[self.direct.synapses.lr] = float(learning_rates[2])
+        return run_args
+
+    def operation_counts(self) -> OperationCounts:
+        """Operations of the last run: the e-prop network's and the direct pathway's."""
+        counts = self.eprop.operation_counts()
+        if self.direct is not None:
+            steps = self.eprop.steps_done()
+            n_updates = (steps - 1) // self.eprop.config.update_interval_steps if steps > 0 else 0
+            counts = counts + self.direct.counts(np.asarray(self.eprop.spikes_in.count[:]), steps, n_updates)
+        return counts
 
     # ------------------------------------------------------------------------------------
     def run_duration(self, n_periods: int):
@@ -416,15 +547,15 @@ class _BrianWorldModel:
         return (n_periods * self.period_steps + 1) * self.dt
 
     def write_values(
-        self, weights: dict, learning_rates: tuple[float, float], input_values, targets, error_weights
+        self, weights: dict, learning_rates: tuple[float, float, float], input_values, targets, error_weights
     ) -> None:
         """Write weights, step sizes and the TimedArray contents into the Brian2 objects.
 
         The TimedArrays are filled in place: runtime code reads these very arrays, and a
         standalone build takes them as the project's initial values.
         """
-        self.eprop.set_weights(weights)
-        self.eprop.set_learning_rates(hidden=learning_rates[0], readout=learning_rates[1])
+        self.set_weights(weights)
+        self.set_learning_rates(learning_rates)
         for ta, values in (
             (self.ta_inputs, input_values),
             (self.ta_targets, targets),
@@ -436,7 +567,7 @@ class _BrianWorldModel:
         self,
         n_periods: int,
         weights: dict,
-        learning_rates: tuple[float, float],
+        learning_rates: tuple[float, float, float],
         learn: bool,
         record_spikes: bool,
         input_values,
@@ -466,7 +597,7 @@ class _BrianWorldModel:
         self,
         build_dir: Path,
         weights: dict,
-        learning_rates: tuple[float, float],
+        learning_rates: tuple[float, float, float],
         input_values,
         targets,
         error_weights,
@@ -483,7 +614,7 @@ class _BrianWorldModel:
         self,
         build_dir: Path,
         weights: dict,
-        learning_rates: tuple[float, float],
+        learning_rates: tuple[float, float, float],
         input_values,
         targets,
         error_weights,
@@ -491,12 +622,7 @@ class _BrianWorldModel:
         """Re-run the compiled binary with new weights, step sizes and data (no recompilation)."""
         from brian2 import get_device
 
-        eprop = self.eprop
-        run_args = eprop.weight_run_args(weights)
-        for syn in eprop.learning_synapses:
-            run_args[syn.lr] = float(learning_rates[0])
-        run_args[eprop.syn_out.lr] = float(learning_rates[1])
-        run_args[eprop.readout.lr_b] = float(learning_rates[1])
+        run_args = self.run_args(weights, learning_rates)
         run_args[self.ta_inputs] = np.ascontiguousarray(input_values, dtype=float)
         run_args[self.ta_targets] = np.ascontiguousarray(targets, dtype=float)
         run_args[self.ta_error_weights] = np.ascontiguousarray(error_weights, dtype=float)
@@ -546,7 +672,7 @@ class SNNWorldModel(PredictiveWorldModel):
     Attributes
     ----------
     weights : dict of str to numpy.ndarray
-        Current weights (``w_in``, ``w_rec``, ``w_out``, ``b_out``), the truth between runs.
+        Current weights (``w_in``, ``w_rec``, ``w_out``, ``b_out`` and ``w_direct``), the truth between runs.
     epochs_done : int
         Training passes made so far (sets the step-size schedule).
     training_log : list of dict
@@ -586,12 +712,15 @@ class SNNWorldModel(PredictiveWorldModel):
         self.rebuild_each_run = bool(rebuild_each_run)
         self.record_spikes = bool(record_spikes)
         self.name_prefix = name_prefix
-        n_pop = self.obs_dim * self.config.encoding.neurons_per_dim
+        cfg = self.config
+        n_pop = self.obs_dim * cfg.encoding.neurons_per_dim
+        self.n_state_inputs = self.obs_dim if cfg.state_current > 0 else 0
         self.n_inputs = (
-            n_pop + self.n_actions * self.config.action_neurons_per_action + self.config.bias_neurons
+            n_pop + self.n_state_inputs + self.n_actions * cfg.action_neurons_per_action + cfg.bias_neurons
         )
         self.n_outputs = self.obs_dim + 1 + int(self.learns_termination)
         self.encoder: PopulationEncoder | None = None
+        self.state_code: tuple[np.ndarray, np.ndarray] | None = None
         self.delta_scaler: Standardizer | None = None
         self.reward_scaler: Standardizer | None = None
         self.weights: dict[str, np.ndarray] | None = None
@@ -625,6 +754,7 @@ class SNNWorldModel(PredictiveWorldModel):
                 obs_high=tuple(map(float, mean + cfg.encoding_span_std * std)),
             )
         self.encoder = PopulationEncoder(enc, self.obs_dim)
+        self.state_code = _fit_state_code(dataset.obs, whiten=cfg.whiten_state)
         self.delta_scaler = dataset.delta_standardizer()
         self.reward_scaler = Standardizer.fit(dataset.reward)
         if self.weights is None:
@@ -643,8 +773,9 @@ class SNNWorldModel(PredictiveWorldModel):
         Returns
         -------
         numpy.ndarray
-            Currents (threshold units per step): state populations, action populations
-            (only the chosen action's is nonzero), bias neurons.
+            Currents (threshold units per step): state populations, signed standardised
+            state (``state_current > 0``), action populations (only the chosen action's is
+            nonzero), bias neurons.
         """
         if self.encoder is None:
             raise RuntimeError(f"{type(self).__name__}: call fit(dataset) or train_epoch(dataset) first")
@@ -653,12 +784,25 @@ class SNNWorldModel(PredictiveWorldModel):
         actions = np.asarray(actions).astype(np.int64).reshape(-1)
         pop = np.stack([self.encoder(o) for o in obs]) if len(obs) else np.zeros((0, self.encoder.size))
         pop = np.where(pop >= cfg.tuning_cutoff, pop, 0.0) * cfg.input_current
+        mean, matrix = self.state_code
+        state = ((obs - mean) @ matrix)[:, : self.n_state_inputs] * cfg.state_current
         k = cfg.action_neurons_per_action
         act = np.zeros((len(obs), self.n_actions * k))
         for a in range(self.n_actions):
             act[actions == a, a * k : (a + 1) * k] = cfg.action_current
         bias = np.full((len(obs), cfg.bias_neurons), cfg.bias_current)
-        return np.hstack([pop, act, bias])
+        return np.hstack([pop, state, act, bias])
+
+    def direct_connections(self) -> np.ndarray:
+        """Which inputs connect straight to which readouts, shape ``(n_inputs, n_outputs)``.
+
+        The signed state, action and bias neurons (every input but the population code) reach
+        the readouts of Δs and reward: the near-linear part of the dynamics. The termination
+        readout, a threshold function of the state, reads only the spiking layer.
+        """
+        mask = np.zeros((self.n_inputs, self.n_outputs), dtype=bool)
+        mask[self.obs_dim * self.config.encoding.neurons_per_dim :, : self.obs_dim + 1] = True
+        return mask
 
     def targets(self, dataset: TransitionDataset) -> tuple[np.ndarray, np.ndarray]:
         """Readout targets and error weights of every transition, both ``(N, n_outputs)``."""
@@ -690,8 +834,8 @@ class SNNWorldModel(PredictiveWorldModel):
     # Brian2 runs
     def _initial_weights(self) -> dict[str, np.ndarray]:
         """The weights drawn by the network builder (seeded by ``config.seed``)."""
-        brian = self._network(learning_rates=(0.0, 0.0))
-        return {k: v.copy() for k, v in brian.eprop.initial_weights.items()}
+        brian = self._network(learning_rates=(0.0, 0.0, 0.0))
+        return brian.initial_weights()
 
     def _blank_data(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n = self.config.periods_per_run
@@ -712,6 +856,7 @@ class SNNWorldModel(PredictiveWorldModel):
                 error_weights=weights,
                 learning_rates=learning_rates,
                 name_prefix=self.name_prefix,
+                direct_connections=self.direct_connections(),
             )
             self.timings["build"].append(time.perf_counter() - start)
         return self._brian
@@ -737,7 +882,7 @@ class SNNWorldModel(PredictiveWorldModel):
         targets: np.ndarray | None,
         error_weights: np.ndarray | None,
         *,
-        learning_rates: tuple[float, float],
+        learning_rates: tuple[float, float, float],
     ) -> np.ndarray:
         """Run all rows (one period each), in runs of at most ``periods_per_run``; return decoded readouts.
 
@@ -795,8 +940,8 @@ class SNNWorldModel(PredictiveWorldModel):
 
     def _after_run(self, brian: _BrianWorldModel, m: int, learn: bool) -> None:
         if learn:
-            self.weights = brian.eprop.get_weights()
-            self.training_counts = self.training_counts + brian.eprop.operation_counts()
+            self.weights = brian.get_weights()
+            self.training_counts = self.training_counts + brian.operation_counts()
         if self.record_spikes and brian.spike_monitor is not None and not learn:
             t_ms = np.asarray(brian.spike_monitor.t / _ms())
             keep = t_ms < m * self.period_ms
@@ -807,16 +952,26 @@ class SNNWorldModel(PredictiveWorldModel):
 
     # ------------------------------------------------------------------------------------
     # Learning
-    def learning_rates(self, epoch: int | None = None) -> tuple[float, float]:
-        """Hidden and readout step sizes of epoch ``epoch`` (default: the next one)."""
-        factor = self.config.learning_rate_factor(self.epochs_done if epoch is None else epoch)
-        hidden = self.config.learning_rate * factor if self.config.network.hidden_learning else 0.0
-        return hidden, self.config.readout_learning_rate * factor
+    def learning_rates(
+        self, epoch: int | None = None, n_transitions: int | None = None
+    ) -> tuple[float, float, float]:
+        """Hidden, readout and direct-pathway step sizes of epoch ``epoch`` (default: the next one)
+        of a fit to ``n_transitions`` transitions (default: ``config.epochs`` passes)."""
+        cfg = self.config
+        epochs = cfg.epochs if n_transitions is None else cfg.epochs_for(n_transitions)
+        factor = cfg.learning_rate_factor(self.epochs_done if epoch is None else epoch, epochs)
+        hidden = cfg.learning_rate * factor if cfg.network.hidden_learning else 0.0
+        direct = cfg.direct_learning_rate * factor if cfg.direct_readout else 0.0
+        if cfg.direct_normalized:
+            direct /= cfg.error_steps  # each error step removes its share of the error
+        return hidden, cfg.readout_learning_rate * factor, direct
 
     def train_epoch(self, dataset: TransitionDataset) -> dict[str, Any]:
         """One pass of online supervised e-prop over ``dataset`` (one run per ``periods_per_run`` rows).
 
-        The first call also fits the encoding range and the target scalers to ``dataset``.
+        The first call also fits the encoding range, the signed state code and the target
+        scalers to ``dataset``. The step sizes follow the schedule of a fit to ``len(dataset)``
+        transitions (:meth:`WorldModelConfig.epochs_for` passes).
 
         Parameters
         ----------
@@ -827,7 +982,7 @@ class SNNWorldModel(PredictiveWorldModel):
         -------
         dict
             ``epoch``, ``n_transitions``, ``learning_rate``, ``readout_learning_rate``,
-            ``online_nmse`` (mean over dimensions of the Δs error made on each transition
+            ``direct_learning_rate``, ``online_nmse`` (mean over dimensions of the Δs error made on each transition
             just before learning from it, normalised by the variance of Δs) and ``run_s``
             (wall time of the network runs, s).
         """
@@ -839,7 +994,7 @@ class SNNWorldModel(PredictiveWorldModel):
         data = dataset.subset(order)
         inputs = self.encode(data.obs, data.action)
         targets, error_weights = self.targets(data)
-        lrs = self.learning_rates()
+        lrs = self.learning_rates(n_transitions=len(dataset))
         start = time.perf_counter()
         outputs = self._simulate(inputs, targets, error_weights, learning_rates=lrs)
         run_s = time.perf_counter() - start
@@ -852,6 +1007,7 @@ class SNNWorldModel(PredictiveWorldModel):
             "n_transitions": len(data),
             "learning_rate": lrs[0],
             "readout_learning_rate": lrs[1],
+            "direct_learning_rate": lrs[2],
             "online_nmse": online,
             "run_s": run_s,
         }
@@ -861,15 +1017,16 @@ class SNNWorldModel(PredictiveWorldModel):
         return row
 
     def fit(self, dataset: TransitionDataset) -> SNNWorldModel:
-        """Train for ``config.epochs`` passes over ``dataset`` (continuing the schedule); return ``self``."""
-        for _ in range(self.config.epochs):
+        """Train for ``config.epochs_for(len(dataset))`` passes over ``dataset`` (continuing the
+        schedule); return ``self``."""
+        for _ in range(self.config.epochs_for(len(dataset))):
             self.train_epoch(dataset)
         return self
 
     # ------------------------------------------------------------------------------------
     # Prediction
     def _predict(self, obs: np.ndarray, actions: np.ndarray):
-        outputs = self._simulate(self.encode(obs, actions), None, None, learning_rates=(0.0, 0.0))
+        outputs = self._simulate(self.encode(obs, actions), None, None, learning_rates=(0.0, 0.0, 0.0))
         return self._decode(outputs, obs)
 
     def recorded_spikes(self, *, clear: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -905,6 +1062,7 @@ class SNNWorldModel(PredictiveWorldModel):
         enc = self.encoder.config
         return {
             "weights": {k: v.copy() for k, v in self.weights.items()},
+            "state_code": tuple(a.copy() for a in self.state_code),
             "delta_scaler": (self.delta_scaler.mean.copy(), self.delta_scaler.std.copy()),
             "reward_scaler": (
                 np.asarray(self.reward_scaler.mean).copy(),
@@ -941,10 +1099,27 @@ class SNNWorldModel(PredictiveWorldModel):
             self.config.encoding, obs_low=tuple(state["obs_low"]), obs_high=tuple(state["obs_high"])
         )
         self.encoder = PopulationEncoder(enc, self.obs_dim)
+        self.state_code = tuple(np.asarray(a, dtype=float).copy() for a in state["state_code"])
         self.delta_scaler = Standardizer(*map(np.asarray, state["delta_scaler"]))
         self.reward_scaler = Standardizer(*map(np.asarray, state["reward_scaler"]))
         self.fitted = bool(state.get("fitted", True))
         self.training_log = [dict(r) for r in state.get("training_log", [])]
+
+
+def _fit_state_code(obs: np.ndarray, *, whiten: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``m`` and matrix ``M`` of the signed state code ``(s - m) @ M``.
+
+    ``whiten=False``: ``M = diag(1/std)`` (standardised); ``True``: ``M = C^(-1/2)`` (ZCA
+    whitening with the covariance ``C`` of ``obs``: unit variance and no correlations, so every
+    direction of the code is learned at the same speed).
+    """
+    mean = obs.mean(axis=0)
+    if not whiten:
+        std = obs.std(axis=0)
+        return mean, np.diag(1.0 / np.where(std > 1e-8, std, 1.0))
+    values, vectors = np.linalg.eigh(np.cov(obs, rowvar=False, bias=True))
+    values = np.maximum(values, 1e-12 + 1e-8 * values.max())
+    return mean, (vectors / np.sqrt(values)) @ vectors.T
 
 
 def _standalone() -> bool:

@@ -1,0 +1,148 @@
+"""A direct pathway from the inputs of an e-prop network to its readouts, learned by the readout rule.
+
+Build the network with :func:`direct_readout_equations` as (part of) its
+``extra_equations``, then call :func:`add_direct_readout`; add the returned
+:attr:`DirectReadout.synapses` to the ``brian2.Network`` beside the network's own
+objects. Maths and schedule: :mod:`nmbrl_brian.equations.direct_readout`.
+
+Example
+-------
+>>> from brian2 import Network, ms
+>>> from nmbrl_brian.snn.config import SpikingNetworkConfig
+>>> from nmbrl_brian.snn.eprop_network import build_eprop_network
+>>> net = build_eprop_network(4, 2, SpikingNetworkConfig(n_recurrent=20), input_kind="current",
+...                           extra_equations=direct_readout_equations(True), name_prefix="demo")
+>>> direct = add_direct_readout(net, normalized=True, learning_rate=0.5)
+>>> Network(*net.objects, direct.synapses).run(20 * ms)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from brian2 import Synapses
+
+from nmbrl_brian.energy import OperationCounts
+from nmbrl_brian.equations import direct_readout as deq
+from nmbrl_brian.equations.eprop_synapses import WEIGHT_UPDATE
+from nmbrl_brian.snn.eprop_network import NEURON_SLOT, TRACE_SLOT, WEIGHT_SLOT, EpropNetwork
+
+
+def direct_readout_equations(normalized: bool) -> dict[str, str]:
+    """The ``extra_equations`` the e-prop builder needs for a direct pathway (inputs and readouts)."""
+    return {
+        "inputs": deq.INPUT_TRACE_EQUATIONS,
+        "readout": deq.READOUT_NORM_EQUATIONS if normalized else "",
+    }
+
+
+@dataclass
+class DirectReadout:
+    """The direct input -> readout synapses of one e-prop network and their operations."""
+
+    synapses: Synapses
+    """Input -> readout synapses (``w``, ``grad``, ``lr``); add them to the ``brian2.Network``."""
+    normalized: bool
+    """Normalised (NLMS) steps."""
+    operations: dict = field(default_factory=dict)
+    """The ``run_regularly`` operations by role (``input_trace``, ``accumulate``, ``weight_update``)."""
+    indices: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int32), np.zeros(0, np.int32))
+    """Input and readout index ``(i, k)`` of every synapse, in synapse order."""
+
+    def weights(self) -> np.ndarray:
+        """A copy of the direct weights (synapse order)."""
+        return np.array(self.synapses.w[:])
+
+    def counts(self, input_sends: np.ndarray, steps: int, n_updates: int) -> OperationCounts:
+        """Operations of the direct pathway over ``steps`` time steps with ``n_updates`` weight
+        updates: a synaptic event per nonzero input send (``input_sends``: sends per input neuron)
+        and direct synapse, one accumulation per synapse and step, one update per synapse and
+        weight update."""
+        fan_out = np.bincount(self.indices[0], minlength=len(input_sends))
+        return OperationCounts(
+            synaptic_events=int(np.sum(np.asarray(input_sends) * fan_out)),
+            synapse_updates=len(self.synapses) * steps,
+            weight_updates=len(self.synapses) * n_updates,
+        )
+
+
+def add_direct_readout(
+    eprop: EpropNetwork,
+    connections: np.ndarray | None = None,
+    *,
+    normalized: bool,
+    learning_rate: float,
+) -> DirectReadout:
+    """Connect the inputs of ``eprop`` straight to its readouts.
+
+    Parameters
+    ----------
+    eprop : EpropNetwork
+        A single-copy network built with ``extra_equations`` including
+        :func:`direct_readout_equations` of the same ``normalized``.
+    connections : ndarray of bool, shape (n_inputs, n_outputs), optional
+        Which input reaches which readout (default all to all). Direct weights start at 0.
+    normalized : bool
+        Normalised (NLMS) steps: ``learning_rate`` is the fraction of the current error removed.
+    learning_rate : float
+        Step size ``lr`` of the direct weights.
+
+    Returns
+    -------
+    DirectReadout
+    """
+    n_in, n_out = len(eprop.inputs), len(eprop.readout)
+    if eprop.n_copies != 1:
+        raise ValueError(f"add_direct_readout: expected a single-copy network, got {eprop.n_copies} copies")
+    if "zbar_out" not in eprop.inputs.variables or (normalized and "xnorm" not in eprop.readout.variables):
+        raise ValueError(
+            "add_direct_readout: build the network with extra_equations=direct_readout_equations()"
+        )
+    mask = np.ones((n_in, n_out), dtype=bool) if connections is None else np.asarray(connections, dtype=bool)
+    if mask.shape != (n_in, n_out):
+        raise ValueError(f"connections: expected shape ({n_in}, {n_out}), got {mask.shape}")
+    prefix = eprop.clock.name.removesuffix(
+        "clock"
+    )  # the network's name prefix (its clock is "<prefix>_clock")
+    ns = eprop.namespace
+    ns["direct_norm_floor"] = deq.NORM_FLOOR
+    syn = Synapses(
+        eprop.inputs,
+        eprop.readout,
+        deq.synapse_equations(normalized),
+        on_pre=deq.ON_PRE_DIRECT,
+        namespace=ns,
+        clock=eprop.clock,
+        name=prefix + "syn_direct",
+    )
+    i, k = (idx.astype(np.int32) for idx in np.nonzero(mask))
+    if len(i):
+        syn.connect(i=i, j=k)
+    else:
+        syn.connect(condition="False")  # Brian2 wants connect() called even for no synapses
+    syn.w = 0.0
+    syn.lr = float(learning_rate)
+    ops = {
+        "input_trace": eprop.inputs.run_regularly(
+            deq.INPUT_TRACE_UPDATE,
+            when=NEURON_SLOT[0],
+            order=NEURON_SLOT[1],
+            name=prefix + "input_direct_trace",
+        ),
+        "accumulate": syn.run_regularly(
+            deq.accumulate(normalized),
+            when=TRACE_SLOT[0],
+            order=TRACE_SLOT[1],
+            name=prefix + "syn_direct_accumulate",
+        ),
+    }
+    if eprop.interval_weight_updates:
+        ops["weight_update"] = syn.run_regularly(
+            WEIGHT_UPDATE,
+            dt=eprop.config.update_interval_steps * eprop.config.dt,
+            when=WEIGHT_SLOT[0],
+            order=WEIGHT_SLOT[1],
+            name=prefix + "syn_direct_weight_update",
+        )
+    return DirectReadout(synapses=syn, normalized=normalized, operations=ops, indices=(i, k))
