@@ -34,6 +34,7 @@ from nmbrl_brian.devices import DEVICES
 from nmbrl_brian.encoding import EncodingConfig
 from nmbrl_brian.errors import ConfigError
 from nmbrl_brian.snn.config import SpikingNetworkConfig
+from nmbrl_brian.world_models.snn_world_model import WorldModelConfig
 
 #: Values of ``environment``.
 ENVIRONMENTS = ("auto", "gymnasium", "equations")
@@ -80,6 +81,8 @@ class RunConfig:
     """The spiking network (used by the spiking agents)."""
     model_based: ModelBasedConfig = field(default_factory=ModelBasedConfig)
     """The model-based cycle (used when ``agent.kind = "spiking_model_based"``)."""
+    world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
+    """The spiking world model (used when ``model_based.model = "spiking"``); its seed is the run's."""
 
     def __post_init__(self) -> None:
         if self.seed < 0:
@@ -181,6 +184,28 @@ def unused_fields(config: RunConfig) -> dict[str, str]:
         unused["network.readout_learning_rate"] = (
             "the actor-critic's readout step sizes are agent.actor_lr and agent.critic_lr"
         )
+    spiking_model = config.agent.kind == "spiking_model_based" and config.model_based.model == "spiking"
+    if not spiking_model:
+        for f in dataclasses.fields(WorldModelConfig):
+            if f.name not in ("network", "encoding"):
+                unused[f"world_model.{f.name}"] = (
+                    "no spiking world model is used (model_based.model, agent.kind)"
+                )
+        for f in dataclasses.fields(SpikingNetworkConfig):
+            unused[f"world_model.network.{f.name}"] = "no spiking world model is used"
+        for f in dataclasses.fields(EncodingConfig):
+            unused[f"world_model.encoding.{f.name}"] = "no spiking world model is used"
+    else:
+        wm = config.world_model
+        unused.update({f"world_model.network.{k}": v for k, v in wm.network.unused_fields().items()})
+        for name in ("learning_rate", "readout_learning_rate"):
+            unused[f"world_model.network.{name}"] = f"world_model.{name} sets it"
+        unused["world_model.seed"] = "the world model takes the run's seed"
+        if wm.encoding_span_std > 0:
+            for name in ("obs_low", "obs_high"):
+                unused[f"world_model.encoding.{name}"] = (
+                    "world_model.encoding_span_std > 0 fits the range to the data"
+                )
     if config.encoding.kind == "raw":
         for name in ("neurons_per_dim", "width", "obs_low", "obs_high"):
             unused[f"encoding.{name}"] = "encoding.kind is 'raw'"
@@ -195,11 +220,15 @@ def _get(obj: Any, dotted: str) -> Any:
 
 def check_unused(config: RunConfig) -> None:
     """Raise :class:`ConfigError` for a field set to a non-default value that the run does not use."""
-    hints = typing.get_type_hints(RunConfig)
-    top_defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+    default_config = RunConfig.__new__(RunConfig)  # defaults without the checks of __post_init__
+    for f in dataclasses.fields(RunConfig):
+        object.__setattr__(
+            default_config,
+            f.name,
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default,
+        )
     for path, reason in unused_fields(config).items():
-        section, _, name = path.rpartition(".")
-        default = getattr(hints[section](), name) if section else top_defaults[name]
+        default = _get(default_config, path)
         value = _get(config, path)
         if value != default:
             raise ConfigError(path, f"its default {default!r}: it is not used, as {reason}", value)
@@ -247,7 +276,7 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
     raise TypeError(f"unsupported config annotation {tp!r} at {path}")  # pragma: no cover
 
 
-def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+def from_dict(cls: type, data: dict[str, Any], prefix: str = "", base: Any = None) -> Any:
     """Build the frozen dataclass ``cls`` from nested dicts, validating every key and type.
 
     Parameters
@@ -258,6 +287,8 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
         Values by field name; nested dataclass fields take nested dicts.
     prefix : str
         Dotted path of ``cls`` inside the whole config, for error messages.
+    base : dataclass instance, optional
+        The values ``data`` changes (default: ``cls``'s own defaults).
 
     Raises
     ------
@@ -275,10 +306,15 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
         if dataclasses.is_dataclass(tp):
             if not isinstance(value, dict):
                 raise ConfigError(path, f"a table of {tp.__name__} settings", value)
-            kwargs[key] = from_dict(tp, value, prefix=f"{path}.")
+            # a nested section starts from its default in the parent (e.g. the world model's network)
+            spec = fields[key]
+            child = spec.default_factory() if spec.default_factory is not dataclasses.MISSING else None
+            if base is not None:
+                child = getattr(base, key)
+            kwargs[key] = from_dict(tp, value, prefix=f"{path}.", base=child)
         else:
             kwargs[key] = _coerce(value, tp, path)
-    return cls(**kwargs)
+    return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
 
 
 def _parse_override(item: str) -> tuple[list[str], Any]:

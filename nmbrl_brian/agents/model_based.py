@@ -23,12 +23,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from nmbrl_brian.agents.config import EQUATION_ENVIRONMENTS, ModelBasedConfig
 from nmbrl_brian.agents.spiking_actor_critic import SpikingActorCritic
 from nmbrl_brian.errors import ConfigError
 from nmbrl_brian.loop import ClosedLoop
 from nmbrl_brian.parts.dream import DreamPart, LinearPredictor, PerfectCartPole
 from nmbrl_brian.parts.switch import EnvironmentSwitch
+from nmbrl_brian.parts.world_model import SpikingPredictor, WorldModelLearnerPart
+from nmbrl_brian.world_models.snn_world_model import SNNWorldModel, WorldModelConfig
 from nmbrl_brian.training.env_loop import EnvLoop
 from nmbrl_brian.world_models.termination import termination_fn_for
 
@@ -46,7 +50,16 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
 
     name = "spiking_model_based"
 
-    def __init__(self, observation_space, action_space, *, model_based: ModelBasedConfig, **kwargs: Any):
+    def __init__(
+        self,
+        observation_space,
+        action_space,
+        *,
+        model_based: ModelBasedConfig,
+        world_model: WorldModelConfig | None = None,
+        **kwargs: Any,
+    ):
+        self.world_model_config = world_model if world_model is not None else WorldModelConfig()
         if kwargs.get("environment", "equations") != "equations":
             raise ConfigError(
                 "environment",
@@ -69,18 +82,29 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
                 model_based.model,
             )
         self.dream_steps = 0
+        self.cycles = 0
+        self.real_env_id = kwargs.get("env_id", "CartPole-v1")
         super().__init__(observation_space, action_space, **kwargs)
 
     # ----------------------------------------------------------------------------------
     def _build_loop(self, build_dir) -> ClosedLoop:
         mb, obs_dim, n_actions = self.model_based, self.part.obs_dim, self.n_actions
+        periods = self.part.uniforms.values.shape[0]
+        others = []
+        self.world_model = self.learner = None
         if mb.model == "linear":
             self.predictor = LinearPredictor(obs_dim, n_actions)
         elif mb.model == "perfect":
             self.predictor = PerfectCartPole()
-        else:  # pragma: no cover - the spiking predictor joins with the world-model part
-            raise ConfigError("model_based.model", "'linear' or 'perfect' in this build", mb.model)
-        periods = self.part.uniforms.values.shape[0]
+        else:
+            self.world_model = SNNWorldModel.for_env(
+                self.real_env_id, config=self.world_model_config, name_prefix="wm"
+            )
+            self.learner = WorldModelLearnerPart(
+                self.world_model, period=self.part.period, periods_per_run=periods
+            )
+            self.predictor = SpikingPredictor(self.world_model)
+            others.append(self.learner)
         self.dream = DreamPart(
             obs_dim,
             n_actions,
@@ -92,7 +116,7 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
             seed=self.part.seeds[0],
         )
         self.switch = EnvironmentSwitch(self.env_part, self.dream)
-        return ClosedLoop(self.part, self.switch, name=self.name, build_dir=build_dir)
+        return ClosedLoop(self.part, self.switch, others=tuple(others), name=self.name, build_dir=build_dir)
 
     def _real_values(self) -> dict:
         return self.switch.select(dream=False)
@@ -122,6 +146,7 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
             self._check_sampler(loop.env_steps)
         model_values = self.update_model()
         self.dream_for(self.model_based.dream_steps, model_values, explore=explore)
+        self.cycles += 1
 
     def update_model(self) -> dict:
         """Fit the dream's model to all real transitions so far; return the values that load it."""
@@ -129,11 +154,38 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
         if self.model_based.model == "linear":
             from nmbrl_brian.world_models import LinearWorldModel
 
-            model = LinearWorldModel.for_env(self.real_transitions.meta.get("env_id", "CartPole-v1")).fit(
-                data
-            )
+            model = LinearWorldModel.for_env(self.real_env_id).fit(data)
             return self.predictor.values_from(model, self.dream)
+        if self.model_based.model == "spiking":
+            self._learn_world_model(data)
+            return self.predictor.values_from(self.world_model)
         return {}
+
+    def _learn_world_model(self, data) -> None:
+        """Supervised e-prop over all real data so far: ``epochs_for(len(data))`` passes, each in a fresh order.
+
+        The code (encoding range, whitening, target scalers) is fitted to the first data
+        and kept; the weights carry on from the last cycle; within a cycle the step sizes
+        decay from their first value to ``final_learning_rate_fraction`` of it.
+        """
+        model, learner = self.world_model, self.learner
+        model._prepare(data)
+        passes = model.config.epochs_for(len(data))
+        rows = learner.tables_["inputs"].values.shape[0]
+        for p in range(passes):
+            order = np.random.default_rng([model.config.seed, self.cycles, p]).permutation(len(data))
+            sub = data.subset(order)
+            inputs = model.encode(sub.obs, sub.action)
+            targets, weights = model.targets(sub)
+            rates = model.learning_rates(epoch=p, n_transitions=len(data))
+            for start in range(0, len(sub), rows):
+                stop = min(start + rows, len(sub))
+                learner.set_rows(inputs[start:stop], targets[start:stop], weights[start:stop])
+                periods = rows if self.loop.standalone else stop - start
+                self._measured_run(periods, learner.learning_rate_values(rates), [learner], "world_model")
+        model.weights = {
+            key: np.array(self.loop.value(obj, var)) for key, (obj, var) in learner.weight_variables().items()
+        }
 
     def dream_for(self, steps: int, model_values: dict, *, explore: bool = True) -> None:
         """Act and learn for ``steps`` dreamed steps, from real start states."""
@@ -159,12 +211,28 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
             self._check_sampler(self._training_loop.env_steps if self._training_loop else 0)
         self.dream_steps += done
 
+    def _networks(self, phase: str) -> list[tuple[Any, int, int]]:
+        if phase == "world_model":
+            learner = self.learner
+            learned = sum(len(s) for s in learner.eprop.learning_synapses) + len(learner.eprop.syn_out)
+            learned += len(learner.eprop.readout) + (len(learner.direct.synapses) if learner.direct else 0)
+            return [(learner.eprop, self.world_model.config.network.steps_per_env_step, learned)]
+        networks = super()._networks(phase)
+        if phase == "dream" and self.world_model is not None:
+            networks.append((self.predictor.eprop, self.world_model.config.network.steps_per_env_step, 0))
+        return networks
+
     def progress(self) -> dict[str, Any]:
         return {"dream_steps": self.dream_steps, "real_transitions": len(self.real_transitions)}
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "dream_steps": self.dream_steps}
+        state = {**super().state_dict(), "dream_steps": self.dream_steps, "cycles": self.cycles}
+        if self.world_model is not None:
+            state["world_model"] = self.world_model.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self.dream_steps = int(state["dream_steps"])
+        self.dream_steps, self.cycles = int(state["dream_steps"]), int(state["cycles"])
+        if self.world_model is not None:
+            self.world_model.load_state_dict(state["world_model"])

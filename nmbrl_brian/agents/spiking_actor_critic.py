@@ -134,31 +134,26 @@ class SpikingActorCritic(BaseAgent):
         """Run the loop with the agent on the real environment; its record."""
         return self._measured_run(periods, values, self._real_parts(), phase)[self.env_part.prefix]
 
-    def _networks(self, phase: str) -> list:
-        """The e-prop networks (and their steps per period) that compute for ``phase``."""
-        return [(self.part.eprop, self.network_config.steps_per_env_step)]
+    def _networks(self, phase: str) -> list[tuple[Any, int, int]]:
+        """``(e-prop network, steps per period, weights written per period)`` of what computes in ``phase``."""
+        learned = sum(len(s) for s in self.part.td_synapses) + len(self.part.eprop.readout)
+        return [
+            (self.part.eprop, self.network_config.steps_per_env_step, 0 if phase == "evaluation" else learned)
+        ]
 
     def _measured_run(self, periods: int, values: dict, active, phase: str) -> dict[str, RunRecord]:
         """``loop.run`` that adds the operations of the phase's networks to :attr:`_phase_counts`."""
         networks = self._networks(phase)
-        before = [activity_marks(e, self.loop.value, spikes=not self.loop.standalone) for e, _ in networks]
+        before = [activity_marks(e, self.loop.value, spikes=not self.loop.standalone) for e, _, _ in networks]
         records = self.loop.run(periods, values, active=active)
         ran = next(iter(records.values())).periods
-        learning = bool(self.loop.value(self.part.head, "learning")[0])
-        for (eprop, steps_per_period), mark in zip(networks, before):
+        for (eprop, steps_per_period, learned), mark in zip(networks, before):
             after = activity_marks(eprop, self.loop.value)
-            learned = self._learned_per_period(eprop) if learning else 0
             counts, traces = counts_between(eprop, mark, after, ran * steps_per_period, learned * ran)
             self._phase_counts[phase] = self._phase_counts.get(phase, OperationCounts()) + counts
             old = self._phase_traces.get(phase, {"performed": 0, "skipped": 0, "total": 0})
             self._phase_traces[phase] = {k: old[k] + traces[k] for k in old}
         return records
-
-    def _learned_per_period(self, eprop) -> int:
-        """Weights the agent's TD updates write once per period."""
-        if eprop is not self.part.eprop:
-            return 0
-        return sum(len(s) for s in self.part.td_synapses) + len(self.part.eprop.readout)
 
     def _real_parts(self):
         """The parts that compute while the agent acts on the real environment (runtime mode)."""

@@ -79,10 +79,11 @@ def add_direct_readout(
     Parameters
     ----------
     eprop : EpropNetwork
-        A single-copy network built with ``extra_equations`` including
+        A network (one or several copies) built with ``extra_equations`` including
         :func:`direct_readout_equations` of the same ``normalized``.
     connections : ndarray of bool, shape (n_inputs, n_outputs), optional
-        Which input reaches which readout (default all to all). Direct weights start at 0.
+        Which input reaches which readout within a copy (default all to all); every copy is
+        connected alike. Direct weights start at 0.
     normalized : bool
         Normalised (NLMS) steps: ``learning_rate`` is the fraction of the current error removed.
     learning_rate : float
@@ -92,9 +93,8 @@ def add_direct_readout(
     -------
     DirectReadout
     """
-    n_in, n_out = len(eprop.inputs), len(eprop.readout)
-    if eprop.n_copies != 1:
-        raise ValueError(f"add_direct_readout: expected a single-copy network, got {eprop.n_copies} copies")
+    copies = eprop.n_copies
+    n_in, n_out = len(eprop.inputs) // copies, len(eprop.readout) // copies
     if "zbar_out" not in eprop.inputs.variables or (normalized and "xnorm" not in eprop.readout.variables):
         raise ValueError(
             "add_direct_readout: build the network with extra_equations=direct_readout_equations()"
@@ -116,7 +116,9 @@ def add_direct_readout(
         clock=eprop.clock,
         name=prefix + "syn_direct",
     )
-    i, k = (idx.astype(np.int32) for idx in np.nonzero(mask))
+    i0, k0 = np.nonzero(mask)  # every copy connects its own inputs to its own readouts alike
+    i = np.concatenate([i0 + c * n_in for c in range(copies)]).astype(np.int32)
+    k = np.concatenate([k0 + c * n_out for c in range(copies)]).astype(np.int32)
     if len(i):
         syn.connect(i=i, j=k)
     else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import sys
 from pathlib import Path
@@ -37,7 +39,12 @@ def build_agent(config: RunConfig, observation_space, action_space, build_dir=No
         from nmbrl_brian.agents.model_based import ModelBasedSpikingAgent
         from nmbrl_brian.agents.spiking_actor_critic import SpikingActorCritic
 
-        extra = {"model_based": config.model_based} if kind == "spiking_model_based" else {}
+        extra = {}
+        if kind == "spiking_model_based":
+            extra = {
+                "model_based": config.model_based,
+                "world_model": dataclasses.replace(config.world_model, seed=config.seed),
+            }
         return (ModelBasedSpikingAgent if extra else SpikingActorCritic)(
             observation_space,
             action_space,
