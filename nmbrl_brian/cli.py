@@ -14,7 +14,14 @@ import argparse
 import sys
 
 from nmbrl_brian.devices import DEVICES
-from nmbrl_brian.errors import CheckpointError, ConfigError, DeviceError, DivergenceError, RunInterrupted
+from nmbrl_brian.errors import (
+    CheckpointError,
+    ConfigError,
+    DeviceError,
+    DivergenceError,
+    RunInterrupted,
+    WorkerError,
+)
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -44,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="continue an interrupted run from its checkpoint with its saved config (only --set "
         "total_env_steps=N or checkpoint_every=N may change it)",
+    )
+    run.add_argument(
+        "--parallel",
+        action="store_true",
+        help="model-based runs: dream in a second process (the same as --set model_based.parallel=true)",
     )
     run.add_argument(
         "--allow-env-import",
@@ -98,6 +110,7 @@ def _cmd_run(args) -> int:
             ("--seed", args.seed),
             ("--out", args.out),
             ("--device", args.device),
+            ("--parallel", True if args.parallel else None),
         ):
             if value is not None:
                 raise ConfigError(
@@ -109,7 +122,8 @@ def _cmd_run(args) -> int:
             args.resume, overrides=args.overrides, allow_env_import=args.allow_env_import
         )
     else:
-        config = load_config(args.config, args.overrides, seed=args.seed, device=args.device)
+        overrides = [*args.overrides, *(["model_based.parallel=true"] if args.parallel else [])]
+        config = load_config(args.config, overrides, seed=args.seed, device=args.device)
         run_dir = run_training(config, out=args.out or "results", allow_env_import=args.allow_env_import)
     import pandas as pd
 
@@ -199,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DeviceError, CheckpointError, DivergenceError) as exc:
         print(f"nmbrl: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except WorkerError as exc:
+        print(f"nmbrl: error: {exc}", file=sys.stderr)
+        return 1
     except RunInterrupted as exc:
         flag = (
             " --allow-env-import"

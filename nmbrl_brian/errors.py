@@ -121,3 +121,10 @@ class RunInterrupted(KeyboardInterrupt):
                 f"{checkpoint}; continue with: nmbrl run --resume {run_dir}"
             )
         super().__init__(msg)
+
+
+class WorkerError(RuntimeError):
+    """A worker process of a run (e.g. the dreamer of ``--parallel``) stopped with an error.
+
+    The message is one line naming the worker, its exit code and the last checkpoint.
+    """

@@ -179,6 +179,13 @@ class ClosedLoop:
     def _key(obj, name: str) -> str:
         return f"{obj.name}.{name}"
 
+    def resolve(self, key: str) -> tuple[Any, str]:
+        """The ``(group, variable)`` of a state key ``"group.variable"`` (as in :meth:`state`)."""
+        for obj, name in self.variables:
+            if self._key(obj, name) == key:
+                return obj, name
+        raise KeyError(f"state: no variable {key!r} in this loop")
+
     def value(self, obj, name: str) -> np.ndarray:
         """The current value of ``obj.name`` (before the first standalone run: its default, 0)."""
         if not self.standalone:

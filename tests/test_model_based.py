@@ -51,3 +51,23 @@ def test_resume_gives_the_same_metrics_as_an_uninterrupted_run(tmp_path):
     )
     pd.testing.assert_frame_equal(a, b, obj="metrics of a run resumed after its first cycle")
     assert np.isfinite(a["return_mean"]).all()
+
+
+def test_parallel_mode_dreams_in_advancing_model_versions(tmp_path):
+    """--parallel: a dreamer process learns in the newest published model while this one acts and
+    learns the model; metrics keep both step counts and the dreamer's model versions advance."""
+    run_dir = run_training(
+        tiny_config("linear", "model_based.parallel=true", "total_env_steps=300"), out=tmp_path
+    )
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    current = metrics[metrics["policy"] == "current"]
+    assert current["env_steps"].tolist() == [0, 100, 200, 300]
+    assert current["dream_steps"].is_monotonic_increasing and current["dream_steps"].iloc[-1] > 0
+    log = pd.read_csv(run_dir / "dreamer_log.csv")
+    assert log["model_version"].is_monotonic_increasing, (
+        f"model versions went back: {log['model_version'].tolist()}"
+    )
+    assert log["model_version"].iloc[-1] > log["model_version"].iloc[0], "the dreamer should see newer models"
+    assert (log["dream_steps"].diff().dropna() == 150).all(), "each agent snapshot follows 150 dreamed steps"
+    snapshots = sorted(p.name for p in (run_dir / "snapshots").iterdir())
+    assert snapshots and all(name.endswith(".npz") for name in snapshots), "only whole snapshots are visible"

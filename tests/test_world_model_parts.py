@@ -12,9 +12,9 @@ import dataclasses
 import brian2
 import numpy as np
 from brian2 import Network, NeuronGroup, ms
+from nmbrl_brian.equations.environment import RESET, STEP
 
 from nmbrl_brian.envs import EnvironmentWrapper
-from nmbrl_brian.equations.environment import RESET, STEP
 from nmbrl_brian.parts.dream import DreamPart
 from nmbrl_brian.parts.world_model import SpikingPredictor, WorldModelLearnerPart
 from nmbrl_brian.world_models.dataset import collect_transitions

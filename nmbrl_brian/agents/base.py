@@ -124,6 +124,9 @@ class BaseAgent(ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
 
+    def close(self) -> None:
+        """Release what the agent holds beyond its own process (e.g. a worker process); called by the trainer."""
+
     def progress(self) -> dict[str, Any]:
         """Extra columns for each ``metrics.csv`` row (e.g. a model-based agent's dreamed steps)."""
         return {}

@@ -60,10 +60,16 @@ class ModelBasedConfig:
     """A dream episode is truncated after this many steps (the agent bootstraps from its value)."""
     start_states: int = 0
     """Dreams start from real states drawn from the last this many real transitions (0: all)."""
+    parallel: bool = False
+    """Dream in a second process (``nmbrl run --parallel``): this one acts on the real environment
+    with the dreamer's latest weights and learns the model; the dreamer learns in dreams of the
+    latest model. The two exchange versioned snapshots under the run folder's ``snapshots/``."""
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise ConfigError("model_based.model", "one of " + ", ".join(map(repr, MODELS)), self.model)
+        if not isinstance(self.parallel, bool):
+            raise ConfigError("model_based.parallel", "true or false", self.parallel)
         for name, minimum in (("dream_steps", 0), ("horizon", 1), ("start_states", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:

@@ -115,9 +115,12 @@ class ActorCriticTrainer:
             self._diverged(exc)
             raise
         except BaseException as exc:
+            self.agent.close()
             for cb in self.callbacks:
                 cb.on_training_abort(self, exc)
             raise
+        finally:
+            self.agent.close()
         return self.metrics
 
     def _learn(self) -> None:

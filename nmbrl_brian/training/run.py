@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-
 import logging
 import sys
 from pathlib import Path
@@ -44,6 +43,8 @@ def build_agent(config: RunConfig, observation_space, action_space, build_dir=No
             extra = {
                 "model_based": config.model_based,
                 "world_model": dataclasses.replace(config.world_model, seed=config.seed),
+                "workspace": None if build_dir is None else Path(build_dir).parent,
+                "run_config": config.to_dict(),
             }
         return (ModelBasedSpikingAgent if extra else SpikingActorCritic)(
             observation_space,
