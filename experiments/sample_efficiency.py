@@ -64,7 +64,7 @@ def schedule(total: int) -> str:
 
 def variants(quick: bool) -> dict[str, tuple[Path, list[str]]]:
     """Config file and overrides of every variant."""
-    model_free_steps, model_based_steps = (300, 200) if quick else (40_000, 3_000)
+    model_free_steps, model_based_steps = (300, 200) if quick else (40_000, 1_500)
     common = ["eval_every=500", "eval_episodes=2" if quick else "eval_episodes=20", "checkpoint_every=0"]
     mf = [*common, f"total_env_steps={model_free_steps}", schedule(model_free_steps)]
     mb = [*common, f"total_env_steps={model_based_steps}", schedule(model_based_steps)]
@@ -105,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
             from nmbrl_brian.peers import run_ppo_seeds
 
             total = 300 if args.quick else 40_000
-            metrics["ppo"] = run_ppo_seeds(args.seeds, out / "ppo", total_steps=total, points=EARLY,
-                                           episodes=2 if args.quick else 20)
+            metrics["ppo"] = run_ppo_seeds(
+                args.seeds, out / "ppo", total_steps=total, points=EARLY, episodes=2 if args.quick else 20
+            )
         table = pd.concat([df.assign(variant=name) for name, df in metrics.items()], ignore_index=True)
         summary = pd.concat(
             [summarise_seeds(df).assign(variant=name) for name, df in metrics.items()], ignore_index=True
@@ -120,11 +121,16 @@ def main(argv: list[str] | None = None) -> int:
         save_figure(ax, out / "sample_efficiency.png")
         steps = {name: median_steps(df["steps_to_threshold"]) for name, df in summary.groupby("variant")}
         mb = summary[summary.variant == "spiking_model_based"]
-        mbrl, model_free = steps.get("spiking_model_based", float("nan")), steps.get("spiking_model_free", float("nan"))
+        mbrl, model_free = (
+            steps.get("spiking_model_based", float("nan")),
+            steps.get("spiking_model_free", float("nan")),
+        )
         return {
             "mbrl_steps_to_475_median": mbrl,
             "model_free_steps_to_475_median": model_free,
-            "ratio": model_free / mbrl if mbrl == mbrl and model_free == model_free and mbrl > 0 else float("nan"),
+            "ratio": model_free / mbrl
+            if mbrl == mbrl and model_free == model_free and mbrl > 0
+            else float("nan"),
             "seeds_solved": f"{int(mb['steps_to_threshold'].notna().sum())}/{len(mb)}",
         }
 

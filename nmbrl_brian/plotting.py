@@ -199,6 +199,63 @@ def plot_return_vs_energy(
     return ax
 
 
+def plot_episode_activity(activity: dict, *, axes=None, title: str | None = None, state_names=None):
+    """One recorded episode: the environment's state, actions and rewards, the spikes of the input and
+    recurrent populations and the readouts, on one time axis (ms of network time).
+
+    Parameters
+    ----------
+    activity : dict
+        What :meth:`~nmbrl_brian.agents.spiking_actor_critic.SpikingActorCritic.record_episode` returns.
+    axes : sequence of 4 matplotlib.axes.Axes, optional
+        State, actions/rewards, spike raster, readouts; a new figure if None.
+    title : str, optional
+        Title of the top panel.
+    state_names : sequence of str, optional
+        Names (with units) of the observation dimensions.
+
+    Returns
+    -------
+    sequence of Axes
+    """
+    import numpy as np
+
+    if axes is None:
+        _, axes = plt.subplots(
+            4, 1, figsize=(7, 8), sharex=True, gridspec_kw={"height_ratios": [1.2, 0.6, 2, 1]}
+        )
+    ax_state, ax_act, ax_spk, ax_out = axes
+    t = activity["period_t"]
+    obs = activity["obs"]
+    names = state_names or [f"s{d}" for d in range(obs.shape[1])]
+    for d in range(obs.shape[1]):
+        ax_state.step(t, obs[:, d], where="post", label=names[d], lw=1)
+    ax_state.set_ylabel("state (SI units)")
+    ax_state.legend(fontsize=6, ncol=len(names), loc="upper left")
+    if title:
+        ax_state.set_title(title, fontsize=9)
+    decided = activity["decide"] == 1
+    ax_act.plot(t[decided], activity["action"][decided], "|", ms=8, label="action (0/1)")
+    stepped = activity["stepped"] == 1
+    ax_act.plot(t[stepped], activity["reward"][stepped], ".", ms=3, label="reward")
+    ax_act.set_ylabel("action,\nreward")
+    ax_act.legend(fontsize=6, loc="upper left")
+    ax_spk.plot(activity["input_t"], activity["input_i"], ",", color="tab:green")
+    offset = activity["n_inputs"]
+    ax_spk.plot(activity["recurrent_t"], activity["recurrent_i"] + offset, ",", color="black")
+    ax_spk.axhline(offset - 0.5, color="grey", lw=0.5)
+    ax_spk.set_ylabel("neuron\n(inputs below the line)")
+    y = activity["readout_y"]
+    for k, name in enumerate(activity["readout_names"]):
+        ax_out.plot(activity["readout_t"], y[k], lw=0.8, label=name)
+    ax_out.set_ylabel("readout y (a.u.)")
+    ax_out.set_xlabel("network time (ms)")
+    ax_out.legend(fontsize=6, loc="upper left")
+    if len(t):
+        ax_out.set_xlim(0, float(np.max(t)) + 10)
+    return axes
+
+
 def save_figure(ax, path) -> None:
     """Save the figure of ``ax`` to ``path`` and close it."""
     fig = ax.figure

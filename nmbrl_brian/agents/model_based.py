@@ -174,14 +174,18 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
 
     def update_model(self) -> dict:
         """Fit the dream's model to all real transitions so far; return the values that load it."""
-        data = self.real_transitions
+        if self.model_based.model == "spiking":
+            self._learn_world_model(self.real_transitions)
+        return self.model_values()
+
+    def model_values(self) -> dict:
+        """Values that load the dream's current model (the linear one is fitted to the real data so far)."""
         if self.model_based.model == "linear":
             from nmbrl_brian.world_models import LinearWorldModel
 
-            model = LinearWorldModel.for_env(self.real_env_id).fit(data)
+            model = LinearWorldModel.for_env(self.real_env_id).fit(self.real_transitions)
             return self.predictor.values_from(model, self.dream)
         if self.model_based.model == "spiking":
-            self._learn_world_model(data)
             return self.predictor.values_from(self.world_model)
         return {}
 

@@ -21,6 +21,8 @@ and restores it afterwards, so it never changes what training sees.
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Any
 
 import numpy as np
@@ -34,6 +36,7 @@ from nmbrl_brian.loop import ClosedLoop, RunRecord
 from nmbrl_brian.parts import ActorCriticPart, CartPolePart, GymnasiumPart
 from nmbrl_brian.snn.config import SpikingNetworkConfig
 from nmbrl_brian.snn.eprop_network import activity_marks, counts_between
+from nmbrl_brian.envs import EnvironmentWrapper
 from nmbrl_brian.training.env_loop import EnvLoop
 from nmbrl_brian.world_models.dataset import COLUMNS as TRANSITION_COLUMNS
 from nmbrl_brian.world_models.dataset import TransitionDataset
@@ -96,7 +99,7 @@ class SpikingActorCritic(BaseAgent):
                 environment,
             )
         self.agent_config, self.encoding_config, self.network_config = agent, encoding, network
-        self.environment = environment
+        self.environment, self.env_id = environment, env_id
         self.n_actions = int(action_space.n)
         obs_dim = int(observation_space.shape[0])
         self.part = ActorCriticPart(
@@ -121,6 +124,8 @@ class SpikingActorCritic(BaseAgent):
         self._episode_position = [0, 0]  # episode id and time step of the next real transition
         self._phase_counts: dict[str, OperationCounts] = {}
         self._phase_traces: dict[str, dict[str, int]] = {}
+        self._phase_steps: dict[str, int] = {}
+        self._phase_periods: dict[str, int] = {}
 
     def _build_loop(self, build_dir) -> ClosedLoop:
         """The closed loop of this agent (subclasses add parts: a dream, a world model)."""
@@ -147,9 +152,16 @@ class SpikingActorCritic(BaseAgent):
         before = [activity_marks(e, self.loop.value, spikes=not self.loop.standalone) for e, _, _ in networks]
         records = self.loop.run(periods, values, active=active)
         ran = next(iter(records.values())).periods
+        steps = sum(r.steps for r in records.values())
+        self._phase_steps[phase] = self._phase_steps.get(phase, 0) + (
+            steps if phase != "world_model" else ran
+        )
+        self._phase_periods[phase] = self._phase_periods.get(phase, 0) + ran
         for (eprop, steps_per_period, learned), mark in zip(networks, before):
             after = activity_marks(eprop, self.loop.value)
             counts, traces = counts_between(eprop, mark, after, ran * steps_per_period, learned * ran)
+            if phase == "evaluation":  # inference: a chip computes no eligibility traces with learning off
+                counts = dataclasses.replace(counts, synapse_updates=0, weight_updates=0)
             self._phase_counts[phase] = self._phase_counts.get(phase, OperationCounts()) + counts
             old = self._phase_traces.get(phase, {"performed": 0, "skipped": 0, "total": 0})
             self._phase_traces[phase] = {k: old[k] + traces[k] for k in old}
@@ -300,6 +312,92 @@ class SpikingActorCritic(BaseAgent):
         p = np.exp(y - y.max())
         return int(np.random.default_rng().choice(self.n_actions, p=p / p.sum()))
 
+    def record_episode(
+        self, seed: int, *, max_steps: int = 200, dream: bool = False
+    ) -> dict[str, np.ndarray]:
+        """One greedy episode with every spike, readout and port recorded (runtime mode).
+
+        The loop's state is stored before and restored after, so training never sees it.
+
+        Parameters
+        ----------
+        seed : int
+            Reset seed of the real episode (a dream starts from the first real start state).
+        max_steps : int
+            The episode is cut after this many steps.
+        dream : bool
+            Record a dreamed episode (model-based agents) instead of a real one.
+
+        Returns
+        -------
+        dict
+            ``input_t``/``input_i`` and ``recurrent_t``/``recurrent_i`` (spike times in ms and
+            neuron indices), ``readout_t`` (ms) and ``readout_y`` (readouts x steps), ``period_t``
+            (ms), ``obs`` (periods x obs_dim), ``action``, ``decide``, ``reward`` and ``stepped``
+            (per period), and the readout names.
+        """
+        from brian2 import SpikeMonitor, StateMonitor, ms
+
+        if self.loop.standalone:
+            raise ValueError("record_episode: runtime mode only (load the run's state into a runtime agent)")
+        env = self.dream if dream else self.env_part
+        e, head, part = self.part.eprop, self.part.head, self.part
+        monitors = [
+            SpikeMonitor(e.inputs, name="record_input_spikes"),
+            SpikeMonitor(e.recurrent, name="record_recurrent_spikes"),
+            StateMonitor(e.readout, "y", record=True, when="end", name="record_readouts"),
+            StateMonitor(env.obs_port, "obs", record=True, clock=part.clock, when="end", name="record_obs"),
+            StateMonitor(
+                head, ["action", "decide"], record=True, clock=part.clock, when="end", name="record_head"
+            ),
+            StateMonitor(
+                env.env, ["reward", "stepped"], record=True, clock=part.clock, when="end", name="record_env"
+            ),
+        ]
+        self.loop.store("before_record")
+        active = list(self.loop.parts)
+        values = {
+            **self.part.mode(learning=False, explore=False, episode_budget=1, step_budget=max_steps),
+            **self.part.fresh_episode(),
+            **env.restart(),
+        }
+        if dream:
+            values.update(self.switch.select(dream=True))
+            values.update(self.model_values())
+            self.dream.set_start_states(self.real_transitions.obs[:1])
+        else:
+            values.update(self._real_values())
+            loop = EnvLoop(EnvironmentWrapper(self.env_id), seed=seed)
+            self._attach(loop)
+        start_t = float(self.loop.network.t / ms)
+        self.loop.network.add(*monitors)
+        try:
+            self.loop.run(max_steps + 2, values, active=active)
+            spikes_in, spikes_rec, readouts, obs, heads, envs = monitors
+            out = {
+                "input_t": np.asarray(spikes_in.t / ms) - start_t,
+                "input_i": np.asarray(spikes_in.i),
+                "recurrent_t": np.asarray(spikes_rec.t / ms) - start_t,
+                "recurrent_i": np.asarray(spikes_rec.i),
+                "readout_t": np.asarray(readouts.t / ms) - start_t,
+                "readout_y": np.asarray(readouts.y),
+                "period_t": np.asarray(obs.t / ms) - start_t,
+                "obs": np.asarray(obs.obs).T,
+                "action": np.asarray(heads.action[0]),
+                "decide": np.asarray(heads.decide[0]),
+                "reward": np.asarray(envs.reward[0]),
+                "stepped": np.asarray(envs.stepped[0]),
+                "readout_names": [f"logit {k}" for k in range(self.n_actions)] + ["value"],
+                "n_inputs": len(e.inputs),
+                "n_recurrent": len(e.recurrent),
+            }
+        finally:
+            self.loop.network.remove(*monitors)
+            self.loop.restore("before_record")
+            if self._training_loop is not None:
+                self._attach(self._training_loop)
+        return out
+
     def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
         """Not used: this agent learns inside its Brian2 network while :meth:`interact` runs."""
         raise NotImplementedError(
@@ -316,6 +414,8 @@ class SpikingActorCritic(BaseAgent):
             "loop": self.loop.state() if has_state else None,
             "phase_counts": {k: v.as_dict() for k, v in self._phase_counts.items()},
             "phase_traces": {k: dict(v) for k, v in self._phase_traces.items()},
+            "phase_steps": dict(self._phase_steps),
+            "phase_periods": dict(self._phase_periods),
             "real_transitions": {name: np.array(getattr(data, name)) for name in TRANSITION_COLUMNS},
             "episode_position": list(self._episode_position),
         }
@@ -325,6 +425,8 @@ class SpikingActorCritic(BaseAgent):
             self.loop.load_state(state["loop"])
         self._phase_counts = {k: OperationCounts(**v) for k, v in state["phase_counts"].items()}
         self._phase_traces = {k: {n: int(c) for n, c in v.items()} for k, v in state["phase_traces"].items()}
+        self._phase_steps = {k: int(v) for k, v in state["phase_steps"].items()}
+        self._phase_periods = {k: int(v) for k, v in state["phase_periods"].items()}
         self.real_transitions = TransitionDataset(
             self.real_transitions.obs_dim, meta=self.real_transitions.meta
         )
@@ -351,6 +453,16 @@ class SpikingActorCritic(BaseAgent):
         ``evaluation``; a model-based agent adds ``dream`` and ``world_model``), from the monitors
         and counters of every run, for :mod:`nmbrl_brian.energy`."""
         return dict(self._phase_counts)
+
+    def steps_by_phase(self) -> dict[str, int]:
+        """Environment steps taken in each phase (real, evaluation, dreamed; for ``world_model``:
+        transitions presented)."""
+        return dict(self._phase_steps)
+
+    def periods_by_phase(self) -> dict[str, int]:
+        """Environment periods simulated in each phase: one decision's worth of network time each
+        (a run may hold after its budget, and episode ends take a period without a step)."""
+        return dict(self._phase_periods)
 
     def operation_counts(self) -> OperationCounts:
         """Operations of training (every phase but evaluation)."""

@@ -196,6 +196,10 @@ class EnergyReport(Callback):
             return
         table["env_steps"] = trainer.env_steps
         table["seed"] = trainer.config.seed
+        for column, method in (("phase_steps", "steps_by_phase"), ("phase_periods", "periods_by_phase")):
+            by_phase = getattr(trainer.agent, method, None)  # energy per step, per decision (period)
+            if by_phase is not None:
+                table[column] = table["phase"].map(by_phase()).fillna(0).astype(int)
         write_csv_atomic(table, self.run_dir / "energy.csv")
         traces = getattr(trainer.agent, "trace_update_counts", None)
         if traces is not None:
