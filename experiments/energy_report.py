@@ -124,7 +124,9 @@ def per_step(energy: pd.DataFrame, agent: str, phase: str) -> pd.Series:
     """Median over seeds of joules per period of ``phase`` (per profile), in nJ: one period of
     network time is one decision (and, while learning, one learning step)."""
     rows = energy[(energy.agent == agent) & (energy.phase == phase)]
-    per_seed = rows.groupby(["profile", "seed"]).agg(joules=("joules", "sum"), steps=("phase_periods", "first"))
+    per_seed = rows.groupby(["profile", "seed"]).agg(
+        joules=("joules", "sum"), steps=("phase_periods", "first")
+    )
     per_seed = per_seed[per_seed.steps > 0]
     return (per_seed.joules / per_seed.steps).groupby("profile").median() * 1e9
 

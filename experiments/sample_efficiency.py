@@ -71,10 +71,14 @@ def variants(quick: bool) -> dict[str, tuple[Path, list[str]]]:
     if quick:
         mb += ["model_based.dream_steps=200", "network.n_recurrent=40"]
     spiking_mf = [*mf, "device=cpp_standalone", "periods_per_run=100"] if not quick else [*mf]
+    quick_wm = ["world_model.network.n_recurrent=60", "world_model.min_updates=500"] if quick else []
     return {
         "dense_model_free": (CONFIGS / "cartpole_dense.toml", mf),
         "spiking_model_free": (CONFIGS / "cartpole_snn.toml", spiking_mf),
-        "spiking_model_based": (CONFIGS / "cartpole_mbrl.toml", [*mb, "model_based.model=spiking"]),
+        "spiking_model_based": (
+            CONFIGS / "cartpole_mbrl.toml",
+            [*mb, "model_based.model=spiking", *quick_wm],
+        ),
         "spiking_in_linear_model": (CONFIGS / "cartpole_mbrl.toml", [*mb, "model_based.model=linear"]),
         "spiking_in_perfect_model": (CONFIGS / "cartpole_mbrl.toml", [*mb, "model_based.model=perfect"]),
     }

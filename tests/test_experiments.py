@@ -114,3 +114,68 @@ def test_activity_sparse_quick(tmp_path):
     fractions = sparse["fraction_skipped"].to_numpy()
     assert (fractions[1:] >= fractions[:-1]).all(), f"a larger eps should skip at least as much: {fractions}"
     assert (out / "activity_sparse.png").stat().st_size > 0, "figure missing"
+
+
+@pytest.mark.slow
+def test_sample_efficiency_quick(tmp_path):
+    out = tmp_path / "se"
+    only = "dense_model_free,spiking_in_linear_model,spiking_model_based"
+    proc = run_script(
+        "experiments/sample_efficiency.py", "--quick", "--seeds", "1", "--only", only, "--out", str(out)
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = headline(proc.stdout)
+    assert set(figures) == {
+        "mbrl_steps_to_475_median",
+        "model_free_steps_to_475_median",
+        "ratio",
+        "seeds_solved",
+    }
+    assert figures["seeds_solved"].endswith("/1")
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert set(metrics["variant"]) == set(only.split(",")), f"variants: {set(metrics['variant'])}"
+    mb = metrics[(metrics.variant == "spiking_model_based") & (metrics.policy == "current")]
+    assert mb["env_steps"].tolist()[:3] == [0, 100, 200], "evaluations every 100 real steps"
+    assert (mb["dream_steps"].diff().dropna() > 0).all(), "each cycle dreams"
+    assert (out / "sample_efficiency.png").stat().st_size > 0
+    bad = run_script("experiments/sample_efficiency.py", "--only", "nope", "--out", str(tmp_path / "x"))
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: --only:"), (
+        bad.stderr
+    )
+
+
+@pytest.mark.slow
+def test_energy_report_quick(tmp_path):
+    out = tmp_path / "energy"
+    proc = run_script("experiments/energy_report.py", "--quick", "--seeds", "1", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = headline(proc.stdout)
+    assert set(figures) == {
+        "snn_nj_per_decision_loihi",
+        "snn_nj_per_learning_step_loihi",
+        "dense_nj_per_decision_45nm",
+        "learning_to_475_j_loihi",
+    }, f"headline: {figures}"
+    assert float(figures["snn_nj_per_decision_loihi"]) > float(figures["dense_nj_per_decision_45nm"]) > 0
+    energy = pd.read_csv(out / "energy.csv")
+    model_based = set(energy.loc[energy.agent == "model_based", "phase"])
+    assert {"real", "world_model", "dream", "evaluation"} <= model_based, f"model-based phases: {model_based}"
+    spiking = energy[(energy.agent != "dense") & (energy.phase != "evaluation")]
+    assert (spiking["phase_periods"] > 0).all(), "every spiking phase counts its periods (decisions)"
+    for name in ("energy_breakdown.png", "return_vs_energy.png", "raster.png"):
+        assert (out / name).stat().st_size > 0, f"{name} missing"
+
+
+@pytest.mark.slow
+@pytest.mark.standalone
+def test_benchmark_speed_quick(tmp_path):
+    out = tmp_path / "bench"
+    proc = run_script("experiments/benchmark_speed.py", "--quick", "--out", str(out), timeout=1500)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = headline(proc.stdout)
+    assert set(figures) == {"cython_steps_per_s", "standalone_steps_per_s", "speedup"}, f"headline: {figures}"
+    assert float(figures["standalone_steps_per_s"]) > 0 and float(figures["cython_steps_per_s"]) > 0
+    speed = pd.read_csv(out / "speed.csv")
+    assert {"cython", "cpp_standalone"} <= set(speed["device"]) and (speed["build_s"] > 0).all()
+    assert {"dense", "activity_sparse"} == set(speed["traces"])
+    assert (out / "speed.png").stat().st_size > 0
