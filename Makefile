@@ -27,7 +27,7 @@ $(STAMP): $(BIN)/python setup.cfg pyproject.toml Makefile
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/nmbrl run --config nmbrl_brian/configs/cartpole_snn.toml
+	$(BIN)/nmbrl run --config nmbrl_brian/configs/cartpole_mbrl.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -38,7 +38,11 @@ lint: $(STAMP)
 benchmarks: $(STAMP)
 	$(BIN)/python experiments/baseline_dense.py --seeds 5 --out results/baseline_dense
 	$(BIN)/python experiments/snn_model_free.py --seeds 5 --out results/snn_model_free
-	$(BIN)/python experiments/world_model_quality.py --seeds 5 --out results/world_model_quality
+	$(BIN)/python experiments/snn_model_free.py --seeds 5 --device cpp_standalone --out results/snn_model_free_cpp
+	$(BIN)/python experiments/world_model_quality.py --transitions 100,300,1000,5000 --seeds 5 --out results/world_model_quality
+	$(BIN)/python experiments/sample_efficiency.py --seeds 5 --workers 2 --out results/sample_efficiency
+	$(BIN)/python experiments/benchmark_speed.py --seeds 1 --out results/benchmark_speed
+	$(BIN)/python experiments/energy_report.py --seeds 5 --out results/energy_report
 	$(BIN)/python experiments/activity_sparse.py --seeds 5 --out results/activity_sparse
 
 clean:

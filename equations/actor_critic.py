@@ -37,10 +37,11 @@ evaluation or of a phase of real steps).
     \\mathrm{err}_k = \\frac{\\alpha_\\pi\\,(\\mathbb{1}[a_n = k] - \\pi_k)}{\\|\\bar x\\|^2 + 1}
         \\quad (k < A), \\qquad
     \\mathrm{err}_V = \\frac{\\alpha_V}{\\|\\bar x\\|^2 + 1}, \\qquad
-    \\|\\bar x\\|^2 = \\sum_j (\\bar z^{out}_j)^2 + \\bar b^2
+    \\|\\bar x\\|^2 = \\sum_j (\\bar z^{out}_j)^2 + \\sum_i (\\bar x^{out}_i)^2 + \\bar b^2
 
-where :math:`\\bar x = (\\bar z^{out}, \\bar b)` is the readouts' whole eligibility
-vector: the recurrent layer's spike trains filtered with :math:`\\kappa` and the bias
+where :math:`\\bar x = (\\bar z^{out}, \\bar x^{out}, \\bar b)` is the readouts' whole eligibility
+vector: the recurrent layer's spike trains filtered with :math:`\\kappa`, the inputs filtered
+alike when they also reach the readouts directly (``network.direct_readout``), and the bias
 trace (1 filtered with :math:`\\kappa`, which settles at :math:`1/(1-\\kappa)`). This is
 normalised LMS: :math:`\\alpha_\\pi` (``agent.actor_lr``) and :math:`\\alpha_V`
 (``agent.critic_lr``) are the fractions of :math:`\\delta (\\mathbb 1[a] - \\pi)` and
@@ -87,6 +88,7 @@ def head_equations(n_actions: int) -> str:
 value : 1 (linked)             # value readout V
 bias_trace : 1 (linked)        # bias eligibility trace bbar of the readouts
 trace_norm : 1                 # sum over the copy's recurrent neurons of zbar_out**2 (summed)
+direct_norm : 1                # sum over the copy's inputs of their zbar_out**2 (summed; direct readout only)
 reward : 1 (linked)            # environment port: reward of the last step
 terminated : integer (linked)  # environment port: the last step reached a terminal state
 needs_reset : integer (linked) # environment port: the episode is over (or not started)
@@ -142,7 +144,7 @@ def head_step(n_actions: int, uniforms: str) -> str:
         lines.append("sampled = sampled + int(threshold >= cumulative)")
     lines += [
         "action = explore*sampled + (1 - explore)*greedy",
-        "signal_scale = learning * decide / (trace_norm + bias_trace**2 + 1)",
+        "signal_scale = learning * decide / (trace_norm + direct_norm + bias_trace**2 + 1)",
         "value_prev = value",
         "has_prev = decide",
         "chunk_period += 1",
@@ -153,6 +155,8 @@ def head_step(n_actions: int, uniforms: str) -> str:
 
 #: Summed from the recurrent layer into the head (``Synapses(recurrent, head)``).
 TRACE_NORM_SUM = "trace_norm_post = zbar_out_pre**2 : 1 (summed)"
+#: Summed from the inputs into the head (direct readout only).
+DIRECT_NORM_SUM = "direct_norm_post = zbar_out_pre**2 : 1 (summed)"
 
 #: Added to the readouts: what they read from the head, and which readout each one is.
 READOUT_LINKS = """

@@ -198,7 +198,7 @@ def unused_fields(config: RunConfig) -> dict[str, str]:
     else:
         wm = config.world_model
         unused.update({f"world_model.network.{k}": v for k, v in wm.network.unused_fields().items()})
-        for name in ("learning_rate", "readout_learning_rate"):
+        for name in ("learning_rate", "readout_learning_rate", "direct_readout"):
             unused[f"world_model.network.{name}"] = f"world_model.{name} sets it"
         unused["world_model.seed"] = "the world model takes the run's seed"
         if wm.encoding_span_std > 0:

@@ -406,3 +406,28 @@ def test_short_training_beats_a_random_policy():
     assert np.mean(returns[:10]) > 66, (
         f"after 10k steps the greedy return {np.mean(returns):.1f} is not 3x random"
     )
+
+
+def test_direct_readout_learns_by_the_td_rule():
+    """With network.direct_readout the inputs reach the readouts through weights that the TD rule
+    updates like the recurrent readout weights (and the learning signal's norm counts them)."""
+    part, env, loop = scripted_loop(truncate=False, network=dataclasses.replace(SMALL, direct_readout=True))
+    direct = part.direct.synapses
+    loop.run(2)  # intro and one decision: a TD error is pending
+    rng = np.random.default_rng(4)
+    grad = rng.normal(size=len(direct))
+    direct.grad[:] = grad
+    w0 = direct.w[:].copy()
+    y_value, reward, value_prev = (
+        part.eprop.readout.y[2],
+        float(env.env.reward[0]),
+        float(part.head.value_prev[0]),
+    )
+    xbar = part.eprop.inputs.zbar_out[:].copy()
+    loop.run(1)
+    delta = reward + AGENT.gamma * y_value - value_prev
+    np.testing.assert_allclose(direct.w[:], w0 + delta * grad, rtol=1e-12, atol=1e-14)
+    assert part.head.direct_norm[0] == pytest.approx(float(xbar @ xbar), rel=1e-12), (
+        "the norm counts the inputs"
+    )
+    assert "w_direct" in part.weight_variables()

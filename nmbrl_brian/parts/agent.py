@@ -30,6 +30,7 @@ from nmbrl_brian.equations import environment as env_eqs
 from nmbrl_brian.equations import population_code as pc_eqs
 from nmbrl_brian.parts.base import EnvironmentPart, Part, ValueReader
 from nmbrl_brian.snn.config import SpikingNetworkConfig
+from nmbrl_brian.snn.direct_readout import add_direct_readout, direct_readout_equations
 from nmbrl_brian.snn.eprop_network import build_eprop_network
 
 #: Rows of the uniform-number table: decisions of one copy in one run, at most.
@@ -101,6 +102,8 @@ class ActorCriticPart(Part):
         }
         if learn_hidden:
             extras["syn_in"] = extras["syn_rec"] = ac_eqs.SYNAPSE_LINKS
+        if network.direct_readout:
+            extras["inputs"] += direct_readout_equations(False)["inputs"]
         self.eprop = e = build_eprop_network(
             self.encoder.size,
             n_out,
@@ -111,6 +114,11 @@ class ActorCriticPart(Part):
             extra_equations=extras,
             interval_weight_updates=False,
         )
+        self.direct = None
+        if network.direct_readout:  # learned by the same TD rule as the other readout weights
+            self.direct = add_direct_readout(
+                e, normalized=False, learning_rate=1.0, extra_equations=ac_eqs.SYNAPSE_LINKS
+            )
         self.clock = self.period_clock()
         self.uniforms = TimedArray(
             np.zeros((int(periods_per_run), b)), dt=self.period, name=f"{prefix}_uniforms"
@@ -151,6 +159,21 @@ class ActorCriticPart(Part):
         self.trace_norm.connect(i=np.arange(b * n_rec), j=np.repeat(np.arange(b), n_rec))
         updater = self.trace_norm.summed_updaters["trace_norm_post"]
         updater.when, updater.order = "start", ac_eqs.ORDER_TRACE_NORM
+        self.direct_norm = None
+        if self.direct is not None:
+            self.direct_norm = Synapses(
+                e.inputs,
+                self.head,
+                ac_eqs.DIRECT_NORM_SUM,
+                namespace=ns,
+                clock=self.clock,
+                name=f"{prefix}_direct_norm",
+            )
+            self.direct_norm.connect(
+                i=np.arange(b * self.encoder.size), j=np.repeat(np.arange(b), self.encoder.size)
+            )
+            updater = self.direct_norm.summed_updaters["direct_norm_post"]
+            updater.when, updater.order = "start", ac_eqs.ORDER_TRACE_NORM
 
         # Links from the head into the layer.
         sizes = {e.inputs: self.encoder.size, e.recurrent: network.n_recurrent, e.readout: n_out}
@@ -167,7 +190,7 @@ class ActorCriticPart(Part):
             setattr(e.readout, var, linked_var(self.head, head_var, index=copy_of[e.readout]))
         for group in (e.inputs, e.recurrent):
             group.clear = linked_var(self.head, "clear", index=copy_of[group])
-        self.td_synapses = [*e.learning_synapses, e.syn_out]
+        self.td_synapses = [*e.learning_synapses, e.syn_out, *([self.direct.synapses] if self.direct else [])]
         for syn in self.td_synapses:
             syn.delta = linked_var(self.head, "delta", index="syn_copy")
             syn.clear = linked_var(self.head, "clear", index="syn_copy")
@@ -203,7 +226,10 @@ class ActorCriticPart(Part):
                 e.readout, ac_eqs.TD_BIAS_UPDATE, ac_eqs.ORDER_TD_UPDATE, "readout_td_update"
             ),
             "clear_inputs": at_period_start(
-                e.inputs, ac_eqs.clear_code(ac_eqs.CLEARED_INPUT), ac_eqs.ORDER_CLEAR, "clear_inputs"
+                e.inputs,
+                ac_eqs.clear_code(ac_eqs.CLEARED_INPUT + (("zbar_out",) if self.direct else ())),
+                ac_eqs.ORDER_CLEAR,
+                "clear_inputs",
             ),
             "clear_recurrent": at_period_start(
                 e.recurrent,
@@ -232,6 +258,8 @@ class ActorCriticPart(Part):
         )
         self.operations = ops
         self.objects = [*e.objects, self.head, self.trace_norm]
+        if self.direct is not None:
+            self.objects += [self.direct.synapses, self.direct_norm]
 
     # ----------------------------------------------------------------------------------
     def connect_environment(self, env: EnvironmentPart) -> None:
@@ -297,8 +325,11 @@ class ActorCriticPart(Part):
         return {(self.head, "has_prev"): np.zeros(self.n_copies, dtype=np.int32)}
 
     def weight_variables(self) -> dict[str, tuple[Any, str]]:
-        """The learned parameters: ``w_in``, ``w_rec``, ``w_out``, ``b_out`` (and ``B``)."""
-        return self.eprop._weight_variables()
+        """The learned parameters: ``w_in``, ``w_rec``, ``w_out``, ``b_out`` (and ``B``, ``w_direct``)."""
+        out = self.eprop._weight_variables()
+        if self.direct is not None:
+            out["w_direct"] = (self.direct.synapses, "w")
+        return out
 
     def operation_counts(self, steps: int, periods: int) -> OperationCounts:
         """Operations of ``steps`` network steps and ``periods`` environment periods (TD updates once per period)."""

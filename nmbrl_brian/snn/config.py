@@ -62,6 +62,9 @@ class SpikingNetworkConfig:
     """Skip eligibility-trace updates of silent synapses (and count them)."""
     sparse_eps: float = 1e-6
     """Skip criterion of the activity-sparse mode (traces and filtered spikes below it count as 0)."""
+    direct_readout: bool = False
+    """The inputs also reach the readouts through learned weights (the readout rule), beside the
+    recurrent layer: the part of the task linear in the input code needs no spiking layer."""
     hidden_learning: bool = True
     """Learn input and recurrent weights with e-prop (off: only the readouts learn)."""
     learning_rate: float = 1e-3
@@ -199,6 +202,7 @@ class SpikingNetworkConfig:
         need(isinstance(self.activity_sparse, bool), "activity_sparse", "true or false")
         non_negative("sparse_eps")
         need(isinstance(self.hidden_learning, bool), "hidden_learning", "true or false")
+        need(isinstance(self.direct_readout, bool), "direct_readout", "true or false")
         for name in ("learning_rate", "readout_learning_rate"):
             non_negative(name)
         for name in (

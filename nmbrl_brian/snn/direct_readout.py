@@ -26,7 +26,13 @@ from brian2 import Synapses
 from nmbrl_brian.energy import OperationCounts
 from nmbrl_brian.equations import direct_readout as deq
 from nmbrl_brian.equations.eprop_synapses import WEIGHT_UPDATE
-from nmbrl_brian.snn.eprop_network import NEURON_SLOT, TRACE_SLOT, WEIGHT_SLOT, EpropNetwork
+from nmbrl_brian.snn.eprop_network import (
+    NEURON_SLOT,
+    SYNAPSE_COPY_EQUATION,
+    TRACE_SLOT,
+    WEIGHT_SLOT,
+    EpropNetwork,
+)
 
 
 def direct_readout_equations(normalized: bool) -> dict[str, str]:
@@ -73,6 +79,7 @@ def add_direct_readout(
     *,
     normalized: bool,
     learning_rate: float,
+    extra_equations: str = "",
 ) -> DirectReadout:
     """Connect the inputs of ``eprop`` straight to its readouts.
 
@@ -88,6 +95,9 @@ def add_direct_readout(
         Normalised (NLMS) steps: ``learning_rate`` is the fraction of the current error removed.
     learning_rate : float
         Step size ``lr`` of the direct weights.
+    extra_equations : str
+        More variables of the direct synapses (e.g. links for a TD update); every synapse also
+        has ``syn_copy``, the copy it belongs to.
 
     Returns
     -------
@@ -110,7 +120,7 @@ def add_direct_readout(
     syn = Synapses(
         eprop.inputs,
         eprop.readout,
-        deq.synapse_equations(normalized),
+        deq.synapse_equations(normalized) + SYNAPSE_COPY_EQUATION + extra_equations,
         on_pre=deq.ON_PRE_DIRECT,
         namespace=ns,
         clock=eprop.clock,
@@ -125,6 +135,7 @@ def add_direct_readout(
         syn.connect(condition="False")  # Brian2 wants connect() called even for no synapses
     syn.w = 0.0
     syn.lr = float(learning_rate)
+    syn.syn_copy = np.repeat(np.arange(copies), len(i0)).astype(np.int32)
     ops = {
         "input_trace": eprop.inputs.run_regularly(
             deq.INPUT_TRACE_UPDATE,
