@@ -271,7 +271,7 @@ def activity_marks(eprop: EpropNetwork, value, *, spikes: bool = True) -> dict[s
     }
     if eprop.config.activity_sparse:
         for syn in eprop.learning_synapses:
-            marks[syn.name] = np.asarray(value(syn, "n_trace_updates"), dtype=np.int64)
+            marks[syn.name] = int(np.sum(value(syn, "n_trace_updates")))  # (empty before a standalone build)
     return marks
 
 
