@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
         "--resume",
         metavar="RUN_DIR",
         help="continue an interrupted run from its checkpoint with its saved config (only --set "
-        "total_env_steps=N or checkpoint_every=N may change it)",
+        "total_env_steps=N, checkpoint_every=N or stop_at_return=X may change it)",
     )
     run.add_argument(
         "--parallel",

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -59,6 +60,10 @@ class RunConfig:
     """Episodes per evaluation (greedy actions, seeds disjoint from training)."""
     checkpoint_every: int = 20_000
     """Save a resumable checkpoint every this many environment steps (0: only at the end)."""
+    stop_at_return: float = math.inf
+    """Stop training at the first evaluation whose mean return reaches this value (``inf``: train
+    for ``total_env_steps``). Sample-efficiency studies use it to end a solved seed early; the run
+    then ends with that evaluation and the kept-policy row."""
     device: str = "runtime"
     """Brian2 target: ``runtime`` (cython, numpy fallback), ``cpp_standalone`` or ``cuda_standalone``."""
     environment: str = "auto"
@@ -97,6 +102,8 @@ class RunConfig:
             raise ConfigError("eval_episodes", "an integer >= 1", self.eval_episodes)
         if self.checkpoint_every < 0:
             raise ConfigError("checkpoint_every", "an integer >= 0", self.checkpoint_every)
+        if not isinstance(self.stop_at_return, (int, float)) or self.stop_at_return != self.stop_at_return:
+            raise ConfigError("stop_at_return", "a number (inf: never stop early)", self.stop_at_return)
         if self.device not in DEVICES:
             raise ConfigError("device", "one of " + ", ".join(DEVICES), self.device)
         if self.agent.kind == "dense_actor_critic" and self.device != "runtime":
@@ -402,7 +409,7 @@ def load_config_json(path: str | Path) -> RunConfig:
 
 
 #: Fields ``nmbrl run --resume`` may change with ``--set``: neither changes what has been learnt.
-RESUME_OVERRIDES = ("total_env_steps", "checkpoint_every")
+RESUME_OVERRIDES = ("total_env_steps", "checkpoint_every", "stop_at_return")
 
 
 def apply_resume_overrides(config: RunConfig, overrides: list[str] | tuple[str, ...]) -> RunConfig:

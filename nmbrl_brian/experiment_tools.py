@@ -76,7 +76,11 @@ def run_finished(run_dir: Path, config: RunConfig) -> bool:
     metrics = run_dir / "metrics.csv"
     if not metrics.is_file() or not (run_dir / "learning_curve.png").is_file():
         return False
-    return int(pd.read_csv(metrics)["env_steps"].max()) >= config.total_env_steps
+    table = pd.read_csv(metrics)
+    if int(table["env_steps"].max()) >= config.total_env_steps:
+        return True
+    current = table[table["policy"] != "kept"] if "policy" in table else table
+    return bool(len(current)) and float(current["return_mean"].iloc[-1]) >= config.stop_at_return
 
 
 def parallel_map(

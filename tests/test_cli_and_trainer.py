@@ -77,6 +77,7 @@ def test_subprocess_smoke(tmp_path):
         (["--set", "agent.gamma=2"], "agent.gamma"),
         (["--set", "agent.bogus=1"], "agent.bogus"),
         (["--device", "gpu"], "device"),
+        (["--set", "stop_at_return=nan"], "stop_at_return"),
         (["--device", "cpp_standalone"], "device"),
         (["--set", "env_id=FrozenLake-v1"], "env_id"),
         (["--set", "env_id=NoSuchEnv-v0"], "env_id"),
@@ -134,3 +135,25 @@ def test_resume_matches_uninterrupted_run(tmp_path):
     resume_training(cut)
     pd.testing.assert_frame_equal(_metrics(full), _metrics(cut), obj="resumed vs uninterrupted metrics")
     assert (cut / "learning_curve.png").is_file(), "resumed run should finish its figure"
+
+
+def test_stop_at_return_ends_at_the_first_evaluation_reaching_it(tmp_path):
+    """A run stops at its first evaluation >= stop_at_return, runs no further steps, and keeps the kept row."""
+    full = _metrics(run_training(load_config(DENSE, TINY, seed=1), out=tmp_path / "full"))
+    current = full[full["policy"] == "current"]
+    threshold = float(current["return_mean"].iloc[1])
+    assert threshold > current["return_mean"].iloc[0], "no learning to stop on"
+    first = int(current.loc[current["return_mean"] >= threshold, "env_steps"].iloc[0])
+    assert first < current["env_steps"].max(), "the threshold should be reached before the end"
+    stopped = _metrics(
+        run_training(load_config(DENSE, [*TINY, f"stop_at_return={threshold}"], seed=1), out=tmp_path / "s")
+    )
+    assert stopped["policy"].tolist()[-1] == "kept", "a stopped run still ends with its kept-policy row"
+    assert stopped[stopped["policy"] == "current"]["env_steps"].max() == first, (
+        "stopped at another evaluation"
+    )
+    pd.testing.assert_frame_equal(
+        stopped[stopped["policy"] == "current"].reset_index(drop=True),
+        current[current["env_steps"] <= first].reset_index(drop=True),
+        obj="the stopped run's evaluations (same seed, same steps)",
+    )

@@ -9,6 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from nmbrl_brian.world_models.snn_world_model import WorldModelConfig
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = "experiments/device_speed.py"
 
@@ -45,7 +47,11 @@ def test_device_speed_quick(tmp_path):
     assert timing.includes_build.tolist() == [True, False, True, False], (
         f"only epoch 0 should include the build: {timing.includes_build.tolist()}"
     )
-    assert (timing.network_steps == 200 * 20 + 1).all(), f"network_steps: {timing.network_steps.unique()}"
+    per_transition = WorldModelConfig().network.steps_per_env_step
+    expected_steps = timing.n_transitions * per_transition + 1
+    assert (timing.network_steps == expected_steps).all(), (
+        f"network_steps {timing.network_steps.unique()} != transitions x {per_transition} + 1"
+    )
 
     summary = pd.read_csv(out / "summary.csv").set_index("device")
     expected = ["seed", "first_epoch_s", "later_epoch_s_median", "one_step_nmse", "max_weight_diff_vs_cpp"]

@@ -129,7 +129,7 @@ class ActorCriticTrainer:
             cb.on_training_start(self)
         if not self.rows:
             self._evaluate()
-        while self.env_steps < cfg.total_env_steps:
+        while self.env_steps < cfg.total_env_steps and not self.reached_stop_return():
             start = time.perf_counter()
             self.agent.interact(self.loop, max_steps=self._next_pause() - self.env_steps)
             self.wall_s += time.perf_counter() - start
@@ -140,6 +140,11 @@ class ActorCriticTrainer:
         self._evaluate_kept_policy()
         for cb in self.callbacks:
             cb.on_training_end(self)
+
+    def reached_stop_return(self) -> bool:
+        """Whether the last evaluation of the training weights reached ``config.stop_at_return``."""
+        rows = [r for r in self.rows if r.get("policy", "current") == "current" and not r.get("diverged")]
+        return bool(rows) and rows[-1]["return_mean"] >= self.config.stop_at_return
 
     def _evaluate_kept_policy(self) -> None:
         """Evaluate the best evaluated weights again, on fresh episodes; save them as ``best_policy.npz``.
