@@ -97,7 +97,11 @@ class RunRecord:
 
 
 def _state_variables(objects) -> list[tuple[Any, str]]:
-    """Every writeable, non-constant state variable owned by the groups among ``objects``."""
+    """Every writeable, non-constant state variable owned by the groups among ``objects``.
+
+    A variable linked to one of the group's own (``s_0 = linked_var(group, "obs", index=...)``) is
+    a second name for it and is skipped: standalone ``run_args`` can set only the original.
+    """
     from brian2 import NeuronGroup, Synapses
     from brian2.core.variables import ArrayVariable
 
@@ -110,6 +114,7 @@ def _state_variables(objects) -> list[tuple[Any, str]]:
                 isinstance(var, ArrayVariable)
                 and var.owner is not None
                 and var.owner.name == obj.name
+                and var.name == name
                 and not var.read_only
                 and not var.constant
                 and not name.startswith("_")

@@ -71,3 +71,23 @@ def test_parallel_mode_dreams_in_advancing_model_versions(tmp_path):
     assert (log["dream_steps"].diff().dropna() == 150).all(), "each agent snapshot follows 150 dreamed steps"
     snapshots = sorted(p.name for p in (run_dir / "snapshots").iterdir())
     assert snapshots and all(name.endswith(".npz") for name in snapshots), "only whole snapshots are visible"
+
+
+@pytest.mark.slow
+@pytest.mark.standalone
+def test_cycle_runs_under_cpp_standalone_from_one_build(tmp_path):
+    """The whole cycle (real steps, model fit, dreams, evaluations) re-runs one compiled project."""
+    from nmbrl_brian.devices import reset_device
+
+    try:
+        run_dir = run_training(tiny_config("linear", "device=cpp_standalone"), out=tmp_path)
+    finally:
+        reset_device()
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    current = metrics[metrics["policy"] == "current"]
+    assert current["env_steps"].tolist() == [0, 100, 200], "one evaluation per cycle of 100 real steps"
+    assert current["dream_steps"].tolist() == [0, 150, 300], "150 dreamed steps per cycle, counted apart"
+    assert current["real_transitions"].tolist() == [0, 100, 200]
+    assert np.isfinite(current["return_mean"]).all() and (current["return_mean"] >= 8).all()
+    binaries = list(run_dir.rglob("main"))
+    assert len(binaries) == 1, f"one standalone project per run, found {binaries}"
