@@ -179,3 +179,26 @@ def test_benchmark_speed_quick(tmp_path):
     assert {"cython", "cpp_standalone"} <= set(speed["device"]) and (speed["build_s"] > 0).all()
     assert {"dense", "activity_sparse"} == set(speed["traces"])
     assert (out / "speed.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_parallel_speedup_quick(tmp_path):
+    out = tmp_path / "ps"
+    proc = run_script("experiments/parallel_speedup.py", "--quick", "--seeds", "1", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    figures = headline(proc.stdout)
+    expected = {
+        "sequential_wall_s_median",
+        "parallel_wall_s_median",
+        "speedup",
+        "sequential_steps_to_475_median",
+        "parallel_steps_to_475_median",
+    }
+    assert set(figures) == expected, f"headline: {figures}"
+    summary = pd.read_csv(out / "summary.csv")
+    assert sorted(summary["mode"]) == ["parallel", "sequential"]
+    assert (summary["wall_s"] > 0).all(), f"training wall times:\n{summary}"
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert set(metrics["mode"]) == {"parallel", "sequential"}
+    assert metrics.groupby("mode")["env_steps"].max().eq(200).all(), "both modes take the 200 real steps"
+    assert (out / "parallel_speedup.png").is_file()
