@@ -42,6 +42,7 @@ benchmarks: $(STAMP)
 	$(BIN)/python experiments/world_model_quality.py --transitions 100,300,1000,5000 --seeds 5 --out results/world_model_quality
 	$(BIN)/python experiments/sample_efficiency.py --seeds 5 --workers 2 --out results/sample_efficiency
 	$(BIN)/python experiments/benchmark_speed.py --seeds 1 --out results/benchmark_speed
+	$(BIN)/python experiments/parallel_speedup.py --seeds 3 --out results/parallel_speedup
 	$(BIN)/python experiments/energy_report.py --seeds 5 --out results/energy_report
 	$(BIN)/python experiments/activity_sparse.py --seeds 5 --out results/activity_sparse
 
