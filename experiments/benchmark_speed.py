@@ -132,7 +132,7 @@ def plot(summary: pd.DataFrame, out: Path) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("recurrent neurons")
     ax.set_ylabel("environment steps per second (learning included)")
-    ax.set_title("Closed loop on CartPole (equations), 10 ms of network time per step")
+    ax.set_title("Closed loop on CartPole, 10 ms network time per step", fontsize=10)
     ax.legend(fontsize=7)
     save_figure(ax, out / "speed.png")
     plt.close(fig)

@@ -26,8 +26,8 @@ spiking model-free agent.
 Protocol: evaluations every 100 real steps up to 2,000 and every 500 after; evaluation
 episodes are never counted as real steps and never feed learning. A model-based seed
 stops at its first evaluation >= 475 (``stop_at_return``; a cycle costs minutes of
-dreaming), so the figure's later points hold only the seeds still learning, and its
-final return is that evaluation's. Writes under
+dreaming); its policy no longer changes, so its curve in the figure holds that
+evaluation afterwards, and its final return is that evaluation's. Writes under
 ``--out``: ``metrics.csv`` (tidy, all variants and seeds), ``summary.csv`` (per variant and
 seed: steps to 475, best, final and kept-policy returns, wall time),
 ``sample_efficiency.png`` and ``runs/``. Re-running resumes unfinished seeds.

@@ -202,3 +202,19 @@ def test_parallel_speedup_quick(tmp_path):
     assert set(metrics["mode"]) == {"parallel", "sequential"}
     assert metrics.groupby("mode")["env_steps"].max().eq(200).all(), "both modes take the 200 real steps"
     assert (out / "parallel_speedup.png").is_file()
+
+
+@pytest.mark.slow
+def test_acrobot_quick(tmp_path):
+    out = tmp_path / "acrobot"
+    proc = run_script("experiments/acrobot.py", "--quick", "--seeds", "1", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    figures = headline(proc.stdout)
+    assert list(figures)[:3] == ["snn_final_return_median", "dense_final_return_median", "snn_seeds_solved"]
+    assert figures["snn_seeds_solved"].endswith("/1")
+    summary = pd.read_csv(out / "summary.csv")
+    assert set(summary["agent"]) == {"spiking_actor_critic", "dense_actor_critic"}
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert metrics["return_mean"].between(-500, 0).all(), "Acrobot returns lie in [-500, 0]"
+    assert set(metrics.loc[metrics.policy == "current", "env_steps"]) == {0, 300, 600}
+    assert (out / "learning_curves.png").is_file()
