@@ -45,6 +45,7 @@ benchmarks: $(STAMP)
 	$(BIN)/python experiments/parallel_speedup.py --seeds 3 --out results/parallel_speedup
 	$(BIN)/python experiments/energy_report.py --seeds 5 --out results/energy_report
 	$(BIN)/python experiments/activity_sparse.py --seeds 5 --out results/activity_sparse
+	$(BIN)/python experiments/acrobot.py --seeds 5 --workers 2 --out results/acrobot
 
 clean:
 	rm -rf $(VENV) build *.egg-info

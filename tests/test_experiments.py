@@ -155,7 +155,17 @@ def test_energy_report_quick(tmp_path):
         "snn_nj_per_learning_step_loihi",
         "dense_nj_per_decision_45nm",
         "learning_to_475_j_loihi",
+        "mbrl_learning_to_475_j_loihi",
+        "dense_learning_to_475_j_45nm",
     }, f"headline: {figures}"
+    assert list(figures)[:4] == [
+        "snn_nj_per_decision_loihi",
+        "snn_nj_per_learning_step_loihi",
+        "dense_nj_per_decision_45nm",
+        "learning_to_475_j_loihi",
+    ], "the issue's four figures come first"
+    to_475 = pd.read_csv(out / "to_475.csv")
+    assert set(to_475["agent"]) == {"spiking", "model_based", "dense"}, set(to_475["agent"])
     assert float(figures["snn_nj_per_decision_loihi"]) > float(figures["dense_nj_per_decision_45nm"]) > 0
     energy = pd.read_csv(out / "energy.csv")
     model_based = set(energy.loc[energy.agent == "model_based", "phase"])
