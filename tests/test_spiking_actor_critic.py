@@ -23,6 +23,7 @@ from nmbrl_brian.agents.spiking_actor_critic import SpikingActorCritic
 from nmbrl_brian.config import load_config
 from nmbrl_brian.devices import select_device
 from nmbrl_brian.encoding import EncodingConfig
+from nmbrl_brian.energy import OperationCounts
 from nmbrl_brian.envs import EnvironmentWrapper
 from nmbrl_brian.errors import ConfigError
 from nmbrl_brian.loop import ClosedLoop
@@ -431,3 +432,65 @@ def test_direct_readout_learns_by_the_td_rule():
         "the norm counts the inputs"
     )
     assert "w_direct" in part.weight_variables()
+
+
+def test_operation_counts_per_phase_equal_hand_counts_exactly():
+    """Real and evaluation phases, counted apart: spikes and synaptic events from the spike monitors
+    and the actual out-degrees, neuron and trace updates per simulated step, weight updates per
+    learning period; an evaluation adds to its own phase only and computes no traces."""
+    agent, env = make_agent(seed=3, environment="equations")
+    e = agent.part.eprop
+    steps = agent.network_config.steps_per_env_step
+    n_neurons = len(e.inputs) + len(e.recurrent) + len(e.readout)
+    fan = {
+        "in": np.bincount(np.asarray(e.syn_in.i[:]), minlength=len(e.inputs)),
+        "rec": np.bincount(np.asarray(e.syn_rec.i[:]), minlength=len(e.recurrent))
+        + np.bincount(np.asarray(e.syn_out.i[:]), minlength=len(e.recurrent)),
+    }
+
+    def spikes_now():
+        return np.asarray(e.spikes_in.count[:]).copy(), np.asarray(e.spikes_rec.count[:]).copy()
+
+    def hand(before, after, periods, learning):
+        d_in, d_rec = after[0] - before[0], after[1] - before[1]
+        traces = sum(len(s) for s in e.learning_synapses) + len(e.syn_out)
+        learned = sum(len(s) for s in agent.part.td_synapses) + len(e.readout)
+        return OperationCounts(
+            spikes=int(d_in.sum() + d_rec.sum()),
+            synaptic_events=int(d_in @ fan["in"] + d_rec @ fan["rec"]),
+            neuron_updates=n_neurons * steps * periods,
+            synapse_updates=traces * steps * periods if learning else 0,
+            weight_updates=learned * periods if learning else 0,
+        )
+
+    start = spikes_now()
+    agent.interact(EnvLoop(env, seed=0), max_steps=60)
+    trained = spikes_now()
+    real_periods = agent.periods_by_phase()["real"]
+    assert real_periods >= 60, "every real step is a period (episode ends add one each)"
+    expected_real = hand(start, trained, real_periods, learning=True)
+    assert expected_real.spikes > 0
+    assert agent.operation_counts_by_phase() == {"real": expected_real}
+
+    # An evaluation: counted in its own phase; inference only (no trace or weight updates).
+    marks = []
+    original = agent._measured_run
+
+    def measured(periods, values, active, phase):
+        marks.append(spikes_now())
+        records = original(periods, values, active, phase)
+        marks.append(spikes_now())
+        return records
+
+    agent._measured_run = measured
+    agent.interact(EnvLoop(EnvironmentWrapper(), seed=5), max_episodes=1, explore=False, learn=False)
+    agent._measured_run = original
+    eval_periods = agent.periods_by_phase()["evaluation"]
+    expected_eval = OperationCounts()
+    for before, after in zip(marks[::2], marks[1::2]):
+        expected_eval = expected_eval + hand(before, after, 0, learning=False)
+    expected_eval = dataclasses.replace(expected_eval, neuron_updates=n_neurons * steps * eval_periods)
+    counts = agent.operation_counts_by_phase()
+    assert counts["real"] == expected_real, "an evaluation must not add to the real phase"
+    assert counts["evaluation"] == expected_eval
+    assert expected_eval.spikes > 0 and eval_periods > 0
