@@ -205,6 +205,30 @@ def test_ctrl_c_says_where_the_checkpoint_is_and_resume_continues(tmp_path):
     )
 
 
+def test_ctrl_c_right_after_a_checkpoint_reports_the_checkpoint_on_disk(tmp_path, monkeypatch):
+    """A Ctrl-C landing after a checkpoint was renamed into place, before the trainer noted it:
+    the message gives the step of the file that is there (a race seen under load)."""
+    import nmbrl_brian.training.actor_critic_trainer as trainer_module
+    from nmbrl_brian.errors import RunInterrupted
+    from nmbrl_brian.training.run import run_training
+
+    real_write = trainer_module.write_checkpoint
+
+    def write_then_interrupt(path, state, *, kind, meta):
+        real_write(path, state, kind=kind, meta=meta)
+        if meta["env_steps"] >= 2000:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer_module, "write_checkpoint", write_then_interrupt)
+    config = load_config(DENSE, [*TINY, "total_env_steps=100000", "checkpoint_every=2000"])
+    with pytest.raises(RunInterrupted) as caught:
+        run_training(config, out=tmp_path)
+    (run,) = tmp_path.iterdir()
+    on_disk = read_checkpoint_meta(run / CHECKPOINT_FILE)["env_steps"]
+    assert on_disk == 2000 and caught.value.checkpoint_step == 2000, str(caught.value)
+    assert f"last checkpoint (env step 2000) is {run / CHECKPOINT_FILE}" in str(caught.value)
+
+
 # ------------------------------------------------------------------------------------------
 # module:Env ids import code: only with --allow-env-import
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from nmbrl_brian.agents.base import BaseAgent
+from nmbrl_brian.checkpoints import read_checkpoint_meta
 from nmbrl_brian.config import RESUME_OVERRIDES, RunConfig, apply_resume_overrides, load_config_json
 from nmbrl_brian.devices import select_device
 from nmbrl_brian.encoding import PopulationEncoder
@@ -82,13 +83,21 @@ def _build_trainer(
 
 
 def _learn(trainer: ActorCriticTrainer) -> None:
-    """Train; a Ctrl-C becomes :class:`RunInterrupted`, which says where the checkpoint is."""
+    """Train; a Ctrl-C becomes :class:`RunInterrupted`, which says where the checkpoint is.
+
+    The checkpoint's step is read from the file itself: a Ctrl-C may land after a new checkpoint
+    was renamed into place but before the trainer noted it.
+    """
     try:
         trainer.learn()
     except KeyboardInterrupt:
-        raise RunInterrupted(
-            trainer.run_dir, trainer.env_steps, trainer.checkpoint_path, trainer.checkpoint_step
-        ) from None
+        path, step = trainer.checkpoint_path, trainer.checkpoint_step
+        on_disk = trainer.run_dir / CHECKPOINT_FILE
+        try:
+            step, path = read_checkpoint_meta(on_disk)["env_steps"], on_disk
+        except (CheckpointError, OSError, KeyError):
+            pass  # no readable checkpoint there: report what the trainer knows
+        raise RunInterrupted(trainer.run_dir, trainer.env_steps, path, step) from None
 
 
 def run_training(
