@@ -72,6 +72,18 @@ SYNAPSE_RESET = "ebar = 0\n"
 READOUT_RESET = "grad_b += err*bbar\nerr = 0\ny = 0\nbbar = 0\n"
 
 
+def period_resets(*, direct: bool, adaptive: bool) -> dict[str, str]:
+    """The period-start reset code of each group kind (``inputs``, ``recurrent``, ``readout``,
+    ``synapses``): with the direct readout the inputs' filtered trains ``zbar_out`` are cleared too,
+    and ALIF neurons and their synapses clear the adaptation ``a`` and its trace ``eps_a``."""
+    return {
+        "inputs": INPUT_RESET + (DIRECT_INPUT_RESET if direct else ""),
+        "recurrent": RECURRENT_RESET + ("a = 0\n" if adaptive else ""),
+        "readout": READOUT_RESET,
+        "synapses": SYNAPSE_RESET + ("eps_a = 0\n" if adaptive else ""),
+    }
+
+
 def predictor_input_equations(obs_dim: int) -> str:
     """Variables of a predictor's input neuron: its code and the state it reads."""
     rows = "".join(f"code_row_{d} : 1\ncode_mean_{d} : 1\ns_{d} : 1 (linked)\n" for d in range(obs_dim))

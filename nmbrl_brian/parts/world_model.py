@@ -57,20 +57,15 @@ def _period_resets(part: Part, eprop, direct: bool, adaptive: bool) -> dict:
             code, clock=part.clock, when="before_thresholds", order=2, name=f"{part.prefix}_{name}"
         )
 
+    code = wm_eqs.period_resets(direct=direct, adaptive=adaptive)
     ops = {
-        "input_reset": reset(
-            eprop.inputs, wm_eqs.INPUT_RESET + (wm_eqs.DIRECT_INPUT_RESET if direct else ""), "input_reset"
-        ),
-        "recurrent_reset": reset(
-            eprop.recurrent, wm_eqs.RECURRENT_RESET + ("a = 0\n" if adaptive else ""), "recurrent_reset"
-        ),
-        "readout_reset": reset(eprop.readout, wm_eqs.READOUT_RESET, "readout_reset"),
+        "input_reset": reset(eprop.inputs, code["inputs"], "input_reset"),
+        "recurrent_reset": reset(eprop.recurrent, code["recurrent"], "recurrent_reset"),
+        "readout_reset": reset(eprop.readout, code["readout"], "readout_reset"),
     }
     for syn in eprop.learning_synapses:
         key = syn.name.removeprefix(f"{part.prefix}_")
-        ops[f"{key}_reset"] = reset(
-            syn, wm_eqs.SYNAPSE_RESET + ("eps_a = 0\n" if adaptive else ""), f"{key}_reset"
-        )
+        ops[f"{key}_reset"] = reset(syn, code["synapses"], f"{key}_reset")
     return ops
 
 

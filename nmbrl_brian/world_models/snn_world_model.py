@@ -85,6 +85,7 @@ from typing import Any
 import numpy as np
 
 from nmbrl_brian.encoding import EncodingConfig, PopulationEncoder
+from nmbrl_brian.equations import world_model as wm_eqs
 from nmbrl_brian.energy import OperationCounts
 from nmbrl_brian.errors import ConfigError
 from nmbrl_brian.snn.config import SpikingNetworkConfig
@@ -311,43 +312,11 @@ class WorldModelConfig:
 #: Per-period input drive: ``x`` of every input neuron from a TimedArray with one row per period.
 _INPUT_DRIVE = "x = {inputs}(t, i)"
 
-#: First step of a period, after the previous step's gradients were accumulated
-#: (``before_thresholds``, order 2): back to rest.
-_RECURRENT_RESET = """
-v = 0
-ref_left = 0
-psi = 0
-zbar = 0
-zbar_out = 0
-{adapt}"""
-_INPUT_RESET = "zbar = 0\n{direct}"
-_SYNAPSE_RESET = "ebar = 0\n{adapt}"
-#: The readout bias gradient of the previous step is accumulated here, before ``bbar`` is
-#: cleared (the readout's own step then adds ``0*bbar``).
-_READOUT_RESET = """
-grad_b += err*bbar
-err = 0
-y = 0
-bbar = 0
-"""
 #: Every step, after the readout step (``after_synapses``, order 1): supervised error on the
 #: last ``wm_error_steps`` steps of the period, weighted per period and readout.
 _READOUT_ERROR = """
 y_target = {targets}(t, i)
 err = int(timestep(t, dt) % wm_period_steps >= wm_period_steps - wm_error_steps) * {weights}(t, i) * (y - y_target)
-"""
-#: Decoder: mean readout over the error window of each period.
-_DECODER_EQUATIONS = """
-y_readout : 1 (linked)   # the readout y_k
-y_sum : 1                # sum of y_k over the error window of this period
-y_period : 1             # mean of y_k over the error window of the previous period
-"""
-_DECODER_ACCUMULATE = (
-    "y_sum += int(timestep(t, dt) % wm_period_steps >= wm_period_steps - wm_error_steps) * y_readout"
-)
-_DECODER_LATCH = """
-y_period = y_sum / wm_error_steps
-y_sum = 0
 """
 
 
@@ -413,7 +382,9 @@ class _BrianWorldModel:
         ns["wm_period_steps"] = self.period_steps
         ns["wm_error_steps"] = config.error_steps
 
-        adaptive = net_cfg.neuron_model == "ALIF"
+        # First step of a period, after the previous step's gradients were accumulated
+        # (``before_thresholds``, order 2): back to rest (the code the closed-loop parts use too).
+        reset = wm_eqs.period_resets(direct=config.direct_readout, adaptive=net_cfg.neuron_model == "ALIF")
 
         def at_period_start(group, code: str, name: str, when: str = "before_thresholds", order: int = 2):
             """``code`` once per period, on the first step (after the last step's gradients by default)."""
@@ -427,17 +398,9 @@ class _BrianWorldModel:
                 "start",
                 0,
             ),
-            "input_reset": at_period_start(
-                eprop.inputs,
-                _INPUT_RESET.format(direct="zbar_out = 0\n" if config.direct_readout else ""),
-                p + "wm_input_reset",
-            ),
-            "recurrent_reset": at_period_start(
-                eprop.recurrent,
-                _RECURRENT_RESET.format(adapt="a = 0\n" if adaptive else ""),
-                p + "wm_recurrent_reset",
-            ),
-            "readout_reset": at_period_start(eprop.readout, _READOUT_RESET, p + "wm_readout_reset"),
+            "input_reset": at_period_start(eprop.inputs, reset["inputs"], p + "wm_input_reset"),
+            "recurrent_reset": at_period_start(eprop.recurrent, reset["recurrent"], p + "wm_recurrent_reset"),
+            "readout_reset": at_period_start(eprop.readout, reset["readout"], p + "wm_readout_reset"),
             "readout_error": eprop.readout.run_regularly(
                 _READOUT_ERROR.format(targets=self.ta_targets.name, weights=self.ta_error_weights.name),
                 when="after_synapses",
@@ -446,19 +409,17 @@ class _BrianWorldModel:
             ),
         }
         for syn in eprop.learning_synapses:
-            self.ops[f"{syn.name}_reset"] = at_period_start(
-                syn, _SYNAPSE_RESET.format(adapt="eps_a = 0\n" if adaptive else ""), f"{syn.name}_wm_reset"
-            )
+            self.ops[f"{syn.name}_reset"] = at_period_start(syn, reset["synapses"], f"{syn.name}_wm_reset")
 
         self.decoder = NeuronGroup(
-            n_outputs, _DECODER_EQUATIONS, namespace=ns, clock=eprop.clock, name=p + "wm_decoder"
+            n_outputs, wm_eqs.DECODER_EQUATIONS, namespace=ns, clock=eprop.clock, name=p + "wm_decoder"
         )
         self.decoder.y_readout = _linked(eprop.readout, "y")
         self.ops["decoder_accumulate"] = self.decoder.run_regularly(
-            _DECODER_ACCUMULATE, when="after_synapses", order=2, name=p + "wm_decoder_accumulate"
+            wm_eqs.DECODER_ACCUMULATE, when="after_synapses", order=2, name=p + "wm_decoder_accumulate"
         )
         self.ops["decoder_latch"] = self.decoder.run_regularly(
-            _DECODER_LATCH, clock=self.period_clock, when="start", order=0, name=p + "wm_decoder_latch"
+            wm_eqs.DECODER_LATCH, clock=self.period_clock, when="start", order=0, name=p + "wm_decoder_latch"
         )
         self.monitor = StateMonitor(
             self.decoder,
