@@ -147,33 +147,14 @@ class ActorCriticPart(Part):
         self.head.bias_trace = linked_var(e.readout, "bbar", index=(readout_index + self.n_actions).ravel())
 
         # ||zbar_out||^2 per copy, summed at the start of a period (before the head reads it).
-        self.trace_norm = Synapses(
-            e.recurrent,
-            self.head,
-            ac_eqs.TRACE_NORM_SUM,
-            namespace=ns,
-            clock=self.clock,
-            name=f"{prefix}_trace_norm",
+        self.trace_norm = self._norm_into_head(
+            e.recurrent, network.n_recurrent, ac_eqs.TRACE_NORM_SUM, "trace_norm_post", "trace_norm", ns
         )
-        n_rec = network.n_recurrent
-        self.trace_norm.connect(i=np.arange(b * n_rec), j=np.repeat(np.arange(b), n_rec))
-        updater = self.trace_norm.summed_updaters["trace_norm_post"]
-        updater.when, updater.order = "start", ac_eqs.ORDER_TRACE_NORM
         self.direct_norm = None
         if self.direct is not None:
-            self.direct_norm = Synapses(
-                e.inputs,
-                self.head,
-                ac_eqs.DIRECT_NORM_SUM,
-                namespace=ns,
-                clock=self.clock,
-                name=f"{prefix}_direct_norm",
+            self.direct_norm = self._norm_into_head(
+                e.inputs, self.encoder.size, ac_eqs.DIRECT_NORM_SUM, "direct_norm_post", "direct_norm", ns
             )
-            self.direct_norm.connect(
-                i=np.arange(b * self.encoder.size), j=np.repeat(np.arange(b), self.encoder.size)
-            )
-            updater = self.direct_norm.summed_updaters["direct_norm_post"]
-            updater.when, updater.order = "start", ac_eqs.ORDER_TRACE_NORM
 
         # Links from the head into the layer.
         sizes = {e.inputs: self.encoder.size, e.recurrent: network.n_recurrent, e.readout: n_out}
@@ -260,6 +241,18 @@ class ActorCriticPart(Part):
         self.objects = [*e.objects, self.head, self.trace_norm]
         if self.direct is not None:
             self.objects += [self.direct.synapses, self.direct_norm]
+
+    def _norm_into_head(self, source, per_copy: int, equations: str, summed: str, name: str, ns: dict):
+        """Synapses summing ``source``'s ``zbar_out**2`` of each copy into that copy's head neuron,
+        at the start of a period (``summed``: the summed variable), before the head reads it."""
+        b = self.n_copies
+        syn = Synapses(
+            source, self.head, equations, namespace=ns, clock=self.clock, name=f"{self.prefix}_{name}"
+        )
+        syn.connect(i=np.arange(b * per_copy), j=np.repeat(np.arange(b), per_copy))
+        updater = syn.summed_updaters[summed]
+        updater.when, updater.order = "start", ac_eqs.ORDER_TRACE_NORM
+        return syn
 
     # ----------------------------------------------------------------------------------
     def connect_environment(self, env: EnvironmentPart) -> None:
