@@ -28,15 +28,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 from nmbrl_brian.experiment_tools import (
     check_common_args,
     experiment_parser,
     median_steps,
     run_main,
     run_seeds,
-    summarise_seeds,
+    tidy_tables,
 )
 from nmbrl_brian.plotting import plot_return_quantiles, save_figure
 from nmbrl_brian.results import write_csv_atomic
@@ -68,11 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             for name, config in AGENTS.items()
         }
-        metrics = pd.concat([df.assign(agent=name) for name, df in agents.items()], ignore_index=True)
-        summary = pd.concat(
-            [summarise_seeds(df, THRESHOLD).assign(agent=name) for name, df in agents.items()],
-            ignore_index=True,
-        )
+        metrics, summary = tidy_tables(agents, "agent", THRESHOLD)
         write_csv_atomic(metrics, out / "metrics.csv")
         write_csv_atomic(summary, out / "summary.csv")
         ax = None

@@ -42,15 +42,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 from nmbrl_brian.experiment_tools import (
     check_common_args,
     experiment_parser,
     median_steps,
     run_main,
     run_seeds,
-    summarise_seeds,
+    tidy_tables,
 )
 from nmbrl_brian.plotting import plot_return_quantiles, save_figure
 from nmbrl_brian.results import write_csv_atomic
@@ -115,10 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             metrics["ppo"] = run_ppo_seeds(
                 args.seeds, out / "ppo", total_steps=total, points=EARLY, episodes=2 if args.quick else 20
             )
-        table = pd.concat([df.assign(variant=name) for name, df in metrics.items()], ignore_index=True)
-        summary = pd.concat(
-            [summarise_seeds(df).assign(variant=name) for name, df in metrics.items()], ignore_index=True
-        )
+        table, summary = tidy_tables(metrics, "variant")
         write_csv_atomic(table, out / "metrics.csv")
         write_csv_atomic(summary, out / "summary.csv")
         ax = None

@@ -41,7 +41,7 @@ from nmbrl_brian.experiment_tools import (
     median_steps,
     run_main,
     run_seeds,
-    summarise_seeds,
+    tidy_tables,
 )
 from nmbrl_brian.plotting import (
     plot_energy_breakdown,
@@ -101,10 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 workers=args.workers,
             ),
         }
-        metrics = pd.concat([df.assign(agent=name) for name, df in agents.items()], ignore_index=True)
-        summary = pd.concat(
-            [summarise_seeds(df).assign(agent=name) for name, df in agents.items()], ignore_index=True
-        )
+        metrics, summary = tidy_tables(agents, "agent")
         summary["env_steps_per_s"] = summary["env_steps"] / summary["wall_s"]
         write_csv_atomic(metrics, out / "metrics.csv")
         write_csv_atomic(summary, out / "summary.csv")

@@ -187,6 +187,19 @@ def summarise_seeds(metrics: pd.DataFrame, threshold: float = 475.0) -> pd.DataF
     return pd.DataFrame(rows)
 
 
+def tidy_tables(
+    runs: dict[str, pd.DataFrame], column: str, threshold: float = 475.0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One tidy metrics table and one per-seed summary (:func:`summarise_seeds`) of several
+    groups of runs, each row labelled with its group's name in ``column``."""
+    metrics = pd.concat([df.assign(**{column: name}) for name, df in runs.items()], ignore_index=True)
+    summary = pd.concat(
+        [summarise_seeds(df, threshold).assign(**{column: name}) for name, df in runs.items()],
+        ignore_index=True,
+    )
+    return metrics, summary
+
+
 def median_steps(steps: pd.Series) -> float:
     """Median over all seeds, counting a seed that never reached the threshold (NaN) as infinite.
 
