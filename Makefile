@@ -33,7 +33,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check nmbrl_brian equations experiments analysis tests
+	$(BIN)/ruff check nmbrl_brian experiments analysis tests
 
 benchmarks: $(STAMP)
 	$(BIN)/python experiments/baseline_dense.py --seeds 5 --out results/baseline_dense

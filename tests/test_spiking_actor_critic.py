@@ -191,7 +191,7 @@ def test_episode_end_clears_the_traces_and_the_network_state():
 
 
 def test_td_update_and_learning_signals_follow_the_equations():
-    """One decision period, against a NumPy transcription of equations/actor_critic.py."""
+    """One decision period, against a NumPy transcription of nmbrl_brian/equations/actor_critic.py."""
     part, env, loop = scripted_loop(truncate=False, network=dataclasses.replace(SMALL, learning_rate=0.1))
     loop.run(2)  # intro and one decision: now a decision waits for its TD error
     e, head = part.eprop, part.head
