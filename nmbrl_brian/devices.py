@@ -262,6 +262,53 @@ def gpu_visible() -> bool:
     return "GPU" in listing
 
 
+#: What a standalone binary writes to its error stream when it did not do what it was asked:
+#: brian2's and brian2cuda's file readers print "Error reading '<file>': ..." or "Could not read"
+#: and carry on with exit code 0; CUDA checks print "CUDA_CHECK_ERROR"; C++ aborts "terminate called".
+BINARY_ERROR_MARKERS = ("error", "could not", "terminate called", "abort")
+
+
+def run_standalone_binary(device, directory, run_args: dict | None = None) -> None:
+    """``device.run`` that fails when the binary fails, also when it only says so on its error stream.
+
+    A standalone binary that cannot read a ``run_args`` file prints an error and still exits
+    with 0 (it then simulates from whatever the array held), so a run would go on silently
+    with wrong values. The binary's error stream is captured at the file-descriptor level
+    (the binary is a child process) and any line holding one of :data:`BINARY_ERROR_MARKERS`
+    fails the run, as does a non-zero exit code.
+
+    Raises
+    ------
+    DeviceError
+        One line: the project folder and the binary's first error line.
+    """
+    import os
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryFile() as captured:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        failed: str | None = None
+        try:
+            device.run(directory=str(directory), with_output=False, run_args=run_args or {})
+        except RuntimeError as exc:  # brian2: a non-zero exit code ("Project run failed ...")
+            failed = str(exc).splitlines()[0] if str(exc) else "the binary exited with an error"
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        captured.seek(0)
+        text = captured.read().decode(errors="replace")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if any(m in line.lower() for m in BINARY_ERROR_MARKERS)]
+    if errors or failed:
+        first = errors[0] if errors else failed
+        raise DeviceError(f"device: the standalone binary in {directory} failed: {first}")
+    if text:
+        sys.stderr.write(text)  # anything else it said (warnings) still reaches the user
+
+
 def configure_curand(cache_dir: str | Path | None = None) -> Path | None:
     """Point brian2cuda's compiler at the cuRAND of the ``nvidia-curand`` wheel (extra ``cuda``).
 

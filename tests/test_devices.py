@@ -66,3 +66,28 @@ def test_cuda_clock_template_is_served_fixed():
     assert patch_cuda_clock_template(templater), "patching twice should be harmless"
     clean = SimpleNamespace(env=Environment(loader=DictLoader({"synapses.cu": "fine"})), extension=".cu")
     assert not patch_cuda_clock_template(clean), "a template without the bug should be left alone"
+
+
+@pytest.mark.standalone
+def test_a_binary_error_on_its_error_stream_fails_the_run(tmp_path, monkeypatch):
+    """A standalone binary that cannot read a run_args file says so and exits 0; the run must fail."""
+    from brian2 import Network, NeuronGroup, get_device, ms
+
+    from nmbrl_brian.devices import run_standalone_binary
+
+    select_device("cpp_standalone", tmp_path / "build")
+    group = NeuronGroup(3, "v : 1", name="probe")
+    net = Network(group)
+    net.run(1 * ms, namespace={})
+    device = get_device()
+    device.build(directory=str(tmp_path / "build"), compile=True, run=False, with_output=False)
+
+    run_standalone_binary(device, tmp_path / "build", {group.v: [1.0, 2.0, 3.0]})
+    assert list(group.v[:]) == [1.0, 2.0, 3.0], "a good run_args run did not set v"
+
+    def missing_file(key, value):  # the binary is told to read a file that is not there
+        return f"{key.group_name}.{key.name}", "static_arrays/no_such_file.dat", None, None
+
+    monkeypatch.setattr(device, "_prepare_variableview_run_arg", missing_file)
+    with pytest.raises(DeviceError, match=r"^device: the standalone binary in .* failed: Error reading"):
+        run_standalone_binary(device, tmp_path / "build", {group.v: [4.0, 5.0, 6.0]})
