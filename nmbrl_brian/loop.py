@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import gc
 import time
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -198,7 +198,9 @@ class ClosedLoop:
         self.period = self.parts[0].period
         for part in self.parts:
             if part.period != self.period:
-                raise ValueError(f"{part.prefix}: expected the loop's period {self.period}, got {part.period}")
+                raise ValueError(
+                    f"{part.prefix}: expected the loop's period {self.period}, got {part.period}"
+                )
         self.periods_per_run = self._periods_per_run()
         self.network = Network(*[obj for part in self.parts for obj in part.objects], name=name)
         check_no_network_operations(self.network)
@@ -219,7 +221,9 @@ class ClosedLoop:
 
     def _periods_per_run(self) -> int:
         """The agent's uniforms rows, else what the parts declare (``periods_per_run``); all must agree."""
-        declared = {part.prefix: int(part.periods_per_run) for part in self.parts if hasattr(part, "periods_per_run")}
+        declared = {
+            part.prefix: int(part.periods_per_run) for part in self.parts if hasattr(part, "periods_per_run")
+        }
         if self.agent is not None:
             rows = int(self.agent.uniforms.values.shape[0])
         elif declared:

@@ -14,9 +14,9 @@ import brian2
 import numpy as np
 import pytest
 from brian2 import Network, NeuronGroup, ms
-from nmbrl_brian.equations.environment import RESET, STEP
 
 from nmbrl_brian.envs import EnvironmentWrapper
+from nmbrl_brian.equations.environment import RESET, STEP
 from nmbrl_brian.loop import ClosedLoop
 from nmbrl_brian.parts.dream import DreamPart
 from nmbrl_brian.parts.world_model import SpikingPredictor, WorldModelLearnerPart
@@ -82,7 +82,9 @@ def test_learner_alone_in_a_loop_leaves_nothing_pending():
     brian2.prefs.codegen.target = "numpy"
     dataset = data().subset(slice(0, 40))
     model = SNNWorldModel.for_env("CartPole-v1", config=dataclasses.replace(CONFIG, periods_per_run=25))
-    learner = WorldModelLearnerPart(model, period=10 * ms, periods_per_run=26, prefix="wmalone", record_outputs=True)
+    learner = WorldModelLearnerPart(
+        model, period=10 * ms, periods_per_run=26, prefix="wmalone", record_outputs=True
+    )
     loop = ClosedLoop(parts=[learner], name="wmalone_loop")
     assert loop.periods_per_run == 26 and loop.environments == []
     runs = []
@@ -109,7 +111,9 @@ def test_learner_alone_in_a_loop_leaves_nothing_pending():
     )
     assert outputs.shape == (5, model.n_outputs)
     for key, (obj, var) in learner.weight_variables().items():
-        np.testing.assert_array_equal(loop.value(obj, var), after[key], err_msg=f"{key} changed after the fit")
+        np.testing.assert_array_equal(
+            loop.value(obj, var), after[key], err_msg=f"{key} changed after the fit"
+        )
 
 
 def test_loop_parts_must_agree():

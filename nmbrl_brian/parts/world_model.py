@@ -138,7 +138,9 @@ class WorldModelLearnerPart(Part):
         _check_period(model, period)
         rows = int(periods_per_run)
         if rows < 2:
-            raise ValueError(f"periods_per_run: expected an integer >= 2 (a transition and a silent row), got {rows}")
+            raise ValueError(
+                f"periods_per_run: expected an integer >= 2 (a transition and a silent row), got {rows}"
+            )
         self.model, self.period, self.prefix, self.n_copies = model, period, prefix, 1
         self.periods_per_run, self.rows_per_run = rows, rows - 1
         cfg = model.config
@@ -200,7 +202,12 @@ class WorldModelLearnerPart(Part):
             self.decoder, ops = _decoder(prefix, e, model.n_outputs, self.clock, ns)
             self.operations.update({f"decoder_{k}": op for k, op in ops.items()})
             self.monitor = StateMonitor(
-                self.decoder, "y_period", record=True, clock=self.clock, when="start", order=1,
+                self.decoder,
+                "y_period",
+                record=True,
+                clock=self.clock,
+                when="start",
+                order=1,
                 name=f"{prefix}_prediction_monitor",
             )
             self.objects += [self.decoder, self.monitor]

@@ -35,7 +35,6 @@ from nmbrl_brian.snn.eprop_network import (
     EpropNetwork,
 )
 
-
 DIRECT_WEIGHT_KEY = "w_direct"
 """Name of the direct weights among a network's learned parameters (checkpoints, weight dicts)."""
 

@@ -100,7 +100,13 @@ def fit_pass(
     rates = model.learning_rates(epoch=epoch, n_transitions=n_transitions)
     start = time.perf_counter()
     outputs = present(
-        loop, learner, inputs, targets, weights, {**(values or {}), **learner.learning_rate_values(rates)}, run=run
+        loop,
+        learner,
+        inputs,
+        targets,
+        weights,
+        {**(values or {}), **learner.learning_rate_values(rates)},
+        run=run,
     )
     run_s = time.perf_counter() - start
     online = float("nan")
