@@ -61,11 +61,8 @@ def data():
     return collect_transitions(EnvironmentWrapper(), None, N, seed=3)
 
 
-def test_the_loop_run_model_reproduces_the_stand_alone_numbers():
-    """Epoch errors, weights and predictions as the model computed with its own Network (to 1e-9)."""
-    brian2.prefs.codegen.target = "numpy"
-    dataset = data()
-    model = SNNWorldModel.for_env("CartPole-v1", config=REFERENCE_CONFIG, name_prefix="wmref")
+def check_reference(model, dataset) -> None:
+    """Two epochs and a prediction of ``model`` give the stored numbers (to 1e-9)."""
     online = [model.train_epoch(dataset)["online_nmse"] for _ in range(2)]
     np.testing.assert_allclose(online, REFERENCE["online"], rtol=1e-9, err_msg="online NMSE of the epochs")
     for key, total in REFERENCE["wsum"].items():
@@ -74,6 +71,29 @@ def test_the_loop_run_model_reproduces_the_stand_alone_numbers():
     np.testing.assert_allclose(nxt, REFERENCE["next"], rtol=1e-9, atol=1e-13, err_msg="predicted next states")
     np.testing.assert_allclose(term, REFERENCE["term"], rtol=1e-9, err_msg="predicted termination")
     np.testing.assert_allclose(reward, 1.0, atol=1e-9)
+
+
+def test_the_loop_run_model_reproduces_the_stand_alone_numbers():
+    """Epoch errors, weights and predictions as the model computed with its own Network."""
+    brian2.prefs.codegen.target = "numpy"
+    model = SNNWorldModel.for_env("CartPole-v1", config=REFERENCE_CONFIG, name_prefix="wmref")
+    check_reference(model, data())
+
+
+@pytest.mark.slow
+@pytest.mark.standalone
+def test_the_loop_run_model_reproduces_the_stand_alone_numbers_under_cpp_standalone(tmp_path):
+    """The same numbers from one cpp_standalone build, re-run with run_args for every run."""
+    from nmbrl_brian.devices import reset_device, select_device
+
+    dataset = data()
+    select_device("cpp_standalone", tmp_path / "build")
+    try:
+        model = SNNWorldModel.for_env("CartPole-v1", config=REFERENCE_CONFIG, name_prefix="wmcpp")
+        check_reference(model, dataset)
+        assert len(model.timings["build"]) == 2, f"one construction, one compilation: {model.timings}"
+    finally:
+        reset_device()
 
 
 def test_learner_alone_in_a_loop_leaves_nothing_pending():
