@@ -14,13 +14,10 @@ from gymnasium.utils.env_checker import check_env
 
 from nmbrl_brian.envs import EnvironmentWrapper, WorldModelEnv
 from nmbrl_brian.errors import ConfigError
+from nmbrl_brian.world_models.config import DEFAULT_WORLD_MODEL_NETWORK, WorldModelConfig
 from nmbrl_brian.world_models.dataset import collect_transitions
 from nmbrl_brian.world_models.evaluation import one_step_metrics
-from nmbrl_brian.world_models.snn_world_model import (
-    DEFAULT_WORLD_MODEL_NETWORK,
-    SNNWorldModel,
-    WorldModelConfig,
-)
+from nmbrl_brian.world_models.snn_world_model import SNNWorldModel
 
 ROOT = Path(__file__).resolve().parents[1]
 N_TRAIN = 400

@@ -39,7 +39,7 @@ def _check_period(model: SNNWorldModel, period: Quantity) -> None:
     net = model.config.network
     if abs(float(net.period - period)) > 1e-12:
         raise ValueError(
-            f"world_model.network: expected dt_ms * steps_per_env_step = the agent's period {period}, "
+            f"world_model.network: expected dt_ms * steps_per_env_step = the loop's period {period}, "
             f"got {net.period}"
         )
 
