@@ -225,8 +225,6 @@ class SNNWorldModel(PredictiveWorldModel):
         self.delta_scaler = dataset.delta_standardizer()
         self.reward_scaler = Standardizer.fit(dataset.reward)
         self._code = None
-        if self.weights is None:
-            self.weights = self._learner_part()[0].initial_weights()
 
     def encode(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """Input currents of each ``(s, a)`` pair, shape ``(N, n_inputs)`` (:func:`coding.encode
