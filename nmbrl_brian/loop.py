@@ -1,10 +1,11 @@
-"""The closed loop: agent and environment parts joined into one Brian2 network, and run.
+"""The closed loop: parts (an agent, an environment, learners...) joined into one Brian2 network, and run.
 
 :class:`ClosedLoop` is the only code that creates the ``brian2.Network`` of a loop and
 calls ``run``, ``store``/``restore``, ``device.build`` and ``device.run(run_args=...)``.
 Parts (:mod:`nmbrl_brian.parts`) only bundle Brian2 objects; the loop wires an agent
-part to an environment part (linked variables both ways) and runs *periods*, one
-environment step each.
+part to an environment part (linked variables both ways), if it has them, and runs
+*periods*, one environment step each. A loop may also hold no agent and no environment,
+only other parts (e.g. the world model's learner, :class:`SNNWorldModel`'s own runner).
 
 Runtime and standalone differ only in how a run starts and how its results come back:
 
@@ -21,7 +22,8 @@ cpp_standalone / cuda_standalone
     ``ceil(n / periods_per_run)`` executions.
 
 Either way a run returns what the environment's monitors saw: every transition
-``(s, a, r, s', terminated, truncated)`` and every finished episode. Because tables are
+``(s, a, r, s', terminated, truncated)`` and every finished episode, and what the other
+parts record per period (their ``recorded`` monitors, e.g. the world model's predictions). Because tables are
 indexed by counters kept in the state (periods and resets so far), a run cut into
 pieces computes the same as one long run.
 """
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +73,9 @@ class RunRecord:
     """Length of each finished episode."""
     wall_s: float = 0.0
     """Wall-clock time of the run(s), including standalone process start and file transfer."""
+    samples: dict = field(default_factory=dict)
+    """A part's per-period records: ``{name: array (samples, n)}`` of each of its ``recorded``
+    state monitors (in standalone mode every execution's ``periods_per_run`` samples)."""
 
     @property
     def steps(self) -> int:
@@ -94,6 +100,9 @@ class RunRecord:
         for name in ("obs", "next_obs"):
             mine, theirs = getattr(self, name), getattr(other, name)
             setattr(self, name, theirs.copy() if mine.size == 0 else np.concatenate([mine, theirs]))
+        for name, theirs in other.samples.items():
+            mine = self.samples.get(name)
+            self.samples[name] = theirs.copy() if mine is None else np.concatenate([mine, theirs])
 
 
 def _state_variables(objects) -> list[tuple[Any, str]]:
@@ -125,47 +134,74 @@ def _state_variables(objects) -> list[tuple[Any, str]]:
 
 
 class ClosedLoop:
-    """An agent part and an environment part in one network.
+    """Parts in one network: an agent part and an environment part, other parts, or both.
 
     Parameters
     ----------
-    agent : ActorCriticPart
-        The agent (its head offers ``command`` and ``action``).
-    env : EnvironmentPart
-        The environment (CartPole equations, gymnasium, a dream...).
+    agent : ActorCriticPart, optional
+        The agent (its head offers ``command`` and ``action``); give it with ``env``.
+    env : EnvironmentPart, optional
+        The environment (CartPole equations, gymnasium, a dream...); give it with ``agent``.
+    others, parts : sequence of Part
+        More parts (e.g. the world model's learner); ``ClosedLoop(parts=[learner])`` is a
+        loop of the learner alone.
     name : str
         Name of the network.
     build_dir : str or Path, optional
         Standalone project folder (default: the folder given to
         :func:`nmbrl_brian.devices.select_device`).
 
+    Attributes
+    ----------
+    periods_per_run : int
+        Rows of the parts' tables, the length of one standalone execution: the agent's
+        uniforms table, else the ``periods_per_run`` the parts declare (they must agree).
+
     Raises
     ------
     DeviceError
         If a part holds a network operation and the device is standalone.
+    ValueError
+        If only one of ``agent`` and ``env`` is given, there are no parts, or the parts
+        disagree on the period or on ``periods_per_run``.
     """
 
     def __init__(
         self,
-        agent: ActorCriticPart,
-        env: EnvironmentPart,
+        agent: ActorCriticPart | None = None,
+        env: EnvironmentPart | None = None,
         *,
-        others: tuple = (),
+        others: Sequence = (),
+        parts: Sequence = (),
         name: str = "closed_loop",
         build_dir=None,
     ):
         from brian2 import Network
 
-        if agent.period != env.period:
-            raise ValueError(f"env: expected the agent's period {agent.period}, got {env.period}")
-        agent.connect_environment(env)
-        self.agent, self.env = agent, env
+        if (agent is None) != (env is None):
+            raise ValueError("agent, env: give both (an agent acting in an environment) or neither")
+        extra = [*others, *parts]
         #: The environments with monitors (behind a switch: both of its environments).
-        self.environments: list[EnvironmentPart] = list(getattr(env, "environments", [env]))
-        inner = [e for e in self.environments if e is not env]
-        self.parts = [agent, env, *inner, *others]
-        self.period = agent.period
-        self.periods_per_run = int(agent.uniforms.values.shape[0])
+        self.environments: list[EnvironmentPart] = []
+        if agent is not None:
+            if agent.period != env.period:
+                raise ValueError(f"env: expected the agent's period {agent.period}, got {env.period}")
+            agent.connect_environment(env)
+            self.environments = list(getattr(env, "environments", [env]))
+            inner = [e for e in self.environments if e is not env]
+            self.parts = [agent, env, *inner, *extra]
+        else:
+            self.parts = extra
+        if not self.parts:
+            raise ValueError("parts: a loop needs at least one part")
+        self.agent, self.env = agent, env
+        self.period = self.parts[0].period
+        for part in self.parts:
+            if part.period != self.period:
+                raise ValueError(
+                    f"{part.prefix}: expected the loop's period {self.period}, got {part.period}"
+                )
+        self.periods_per_run = self._periods_per_run()
         self.network = Network(*[obj for part in self.parts for obj in part.objects], name=name)
         check_no_network_operations(self.network)
         self.standalone = active_device_is_standalone()
@@ -177,6 +213,27 @@ class ClosedLoop:
         self._read: dict[str, int] = {}  # runtime: monitor events read so far
         self._stored_reads: dict[str, dict[str, int]] = {}
         self.timings: dict[str, list[float]] = {"build": [], "run": []}
+
+    @property
+    def built(self) -> bool:
+        """Whether the standalone project has been generated and compiled."""
+        return self._built
+
+    def _periods_per_run(self) -> int:
+        """The agent's uniforms rows, else what the parts declare (``periods_per_run``); all must agree."""
+        declared = {
+            part.prefix: int(part.periods_per_run) for part in self.parts if hasattr(part, "periods_per_run")
+        }
+        if self.agent is not None:
+            rows = int(self.agent.uniforms.values.shape[0])
+        elif declared:
+            rows = next(iter(declared.values()))
+        else:
+            raise ValueError("parts: no part declares periods_per_run (the rows of its tables)")
+        for prefix, value in declared.items():
+            if value != rows:
+                raise ValueError(f"{prefix}: expected periods_per_run = {rows} (the loop's), got {value}")
+        return rows
 
     # ----------------------------------------------------------------------------------
     # State
@@ -266,7 +323,9 @@ class ClosedLoop:
         Returns
         -------
         dict of str to RunRecord
-            Per environment part (by prefix): its transitions and finished episodes.
+            Per environment part (by prefix): its transitions and finished episodes; per
+            part with ``recorded`` monitors (by prefix): their new samples
+            (:attr:`RunRecord.samples`). Empty for a loop without either.
         """
         if periods < 1:
             raise ValueError(f"periods: expected an integer >= 1, got {periods}")
@@ -279,6 +338,8 @@ class ClosedLoop:
             e.prefix: RunRecord(obs=np.zeros((0, e.obs_dim)), next_obs=np.zeros((0, e.obs_dim)))
             for e in self.environments
         }
+        recording = [part for part in self.parts if getattr(part, "recorded", None)]
+        records.update({part.prefix: RunRecord() for part in recording})
         pending = dict(values or {})
         remaining = periods
         while remaining > 0:
@@ -294,6 +355,9 @@ class ClosedLoop:
                 part = self._collect(env)
                 part.periods, part.wall_s = n, wall_s
                 records[env.prefix].extend(part)
+            for part in recording:
+                samples = {name: self._samples(mon, var) for name, (mon, var) in part.recorded.items()}
+                records[part.prefix].extend(RunRecord(periods=n, wall_s=wall_s, samples=samples))
             pending = {}
             remaining -= n
         return records
@@ -435,6 +499,14 @@ class ClosedLoop:
         if not self.standalone:
             self._read[monitor.name] = first + len(data["i"])
         return data
+
+    def _samples(self, monitor, name: str) -> np.ndarray:
+        """Samples of ``monitor``'s variable ``name`` since the last read, shape ``(samples, n)``."""
+        values = np.asarray(getattr(monitor, name)).T  # (samples, recorded indices)
+        first = 0 if self.standalone else self._read.get(monitor.name, 0)
+        if not self.standalone:
+            self._read[monitor.name] = len(values)
+        return values[first:].copy()
 
     def _collect(self, env: EnvironmentPart) -> RunRecord:
         tr = self._new(env.transitions, ["action", "reward", "terminated", "truncated"])

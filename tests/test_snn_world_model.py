@@ -14,13 +14,10 @@ from gymnasium.utils.env_checker import check_env
 
 from nmbrl_brian.envs import EnvironmentWrapper, WorldModelEnv
 from nmbrl_brian.errors import ConfigError
+from nmbrl_brian.world_models.config import DEFAULT_WORLD_MODEL_NETWORK, WorldModelConfig
 from nmbrl_brian.world_models.dataset import collect_transitions
 from nmbrl_brian.world_models.evaluation import one_step_metrics
-from nmbrl_brian.world_models.snn_world_model import (
-    DEFAULT_WORLD_MODEL_NETWORK,
-    SNNWorldModel,
-    WorldModelConfig,
-)
+from nmbrl_brian.world_models.snn_world_model import SNNWorldModel
 
 ROOT = Path(__file__).resolve().parents[1]
 N_TRAIN = 400
@@ -113,6 +110,26 @@ def test_predictions_do_not_depend_on_batch_order(trained, cartpole_data):
     model.predict(obs, act)
     for key, w in before.items():
         np.testing.assert_array_equal(model.weights[key], w, err_msg=f"predict() changed weights {key}")
+
+
+def test_prediction_runs_record_spikes_on_request(trained, cartpole_data):
+    model, _, _ = trained
+    _, held_out = cartpole_data
+    model.recorded_spikes(clear=True)
+    model.predict(held_out.obs[:3], held_out.action[:3])
+    assert len(model.recorded_spikes()[0]) == 0, "spikes recorded without record_spikes"
+    model.record_spikes = True
+    try:
+        model.predict(held_out.obs[:3], held_out.action[:3])
+        model.predict(held_out.obs[3:5], held_out.action[3:5])
+    finally:
+        model.record_spikes = False
+    t_ms, neuron = model.recorded_spikes(clear=True)
+    assert len(t_ms) > 0 and t_ms.min() >= 0 and t_ms.max() < 5 * model.period_ms, (
+        f"spikes of 5 transitions laid end to end should lie in [0, {5 * model.period_ms}) ms: {t_ms}"
+    )
+    assert np.any(t_ms >= 3 * model.period_ms), "the second prediction's spikes follow the first's"
+    assert neuron.max() < SMALL.network.n_recurrent and len(model.recorded_spikes()[0]) == 0
 
 
 def test_step_and_reset_honour_the_world_model_contract(trained):

@@ -31,6 +31,7 @@ dreamer stops both; the run's last checkpoint and the latest snapshots resume it
 from __future__ import annotations
 
 import csv
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ from nmbrl_brian.parts.dream import DreamPart, LinearPredictor, PerfectCartPole
 from nmbrl_brian.parts.switch import EnvironmentSwitch
 from nmbrl_brian.parts.world_model import SpikingPredictor, WorldModelLearnerPart
 from nmbrl_brian.training.env_loop import EnvLoop
+from nmbrl_brian.world_models.fitting import fit_in_loop
 from nmbrl_brian.world_models.snn_world_model import SNNWorldModel, WorldModelConfig
 from nmbrl_brian.world_models.termination import termination_fn_for
 
@@ -190,30 +192,9 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
         return {}
 
     def _learn_world_model(self, data) -> None:
-        """Supervised e-prop over all real data so far: ``epochs_for(len(data))`` passes, each in a fresh order.
-
-        The code (encoding range, whitening, target scalers) is fitted to the first data
-        and kept; the weights carry on from the last cycle; within a cycle the step sizes
-        decay from their first value to ``final_learning_rate_fraction`` of it.
-        """
-        model, learner = self.world_model, self.learner
-        model._prepare(data)
-        passes = model.config.epochs_for(len(data))
-        rows = learner.tables_["inputs"].values.shape[0]
-        for p in range(passes):
-            order = np.random.default_rng([model.config.seed, self.cycles, p]).permutation(len(data))
-            sub = data.subset(order)
-            inputs = model.encode(sub.obs, sub.action)
-            targets, weights = model.targets(sub)
-            rates = model.learning_rates(epoch=p, n_transitions=len(data))
-            for start in range(0, len(sub), rows):
-                stop = min(start + rows, len(sub))
-                learner.set_rows(inputs[start:stop], targets[start:stop], weights[start:stop])
-                periods = rows if self.loop.standalone else stop - start
-                self._measured_run(periods, learner.learning_rate_values(rates), [learner], "world_model")
-        model.weights = {
-            key: np.array(self.loop.value(obj, var)) for key, (obj, var) in learner.weight_variables().items()
-        }
+        """Fit the world model on all real data so far (:func:`~nmbrl_brian.world_models.fitting.fit_in_loop`)."""
+        run = functools.partial(self._measured_run, phase="world_model")  # run(periods, values, active)
+        fit_in_loop(self.loop, self.learner, self.world_model, data, cycle=self.cycles, run=run)
 
     def dream_for(
         self, steps: int, model_values: dict, *, explore: bool = True, start_states: np.ndarray | None = None

@@ -3,18 +3,22 @@
 The model is the e-prop network of :mod:`nmbrl_brian.world_models.snn_world_model` (its
 maths are there and in :mod:`nmbrl_brian.equations.direct_readout`): one transition per
 environment period, the network at rest at the start of every period, the prediction
-read from the readouts at the end of the period. Here it runs beside the agent, on the
-agent's period, in two roles.
+read from the readouts at the end of the period. It runs in a
+:class:`~nmbrl_brian.loop.ClosedLoop` (alone, for :class:`SNNWorldModel`'s own fits and
+predictions, or beside the agent, on the agent's period) in two roles.
 
 **Learner.** Period ``p`` of a run presents row ``p`` of three tables: the input
 currents of a real transition ``(s, a)``, the readout targets (standardised
 :math:`\\Delta s` and reward) and the error weights (0 pads a run beyond the data, so
 nothing is learned there). Supervised e-prop with ``err = w (y - y*)`` on the last
-``error_steps`` steps; weights change once per period.
+``error_steps`` steps; weights change once per period, at the first step of the next one (a
+run ends with one silent row, so the last transition's update lands in the same run). The
+input rows are :func:`input_encode` evaluated in NumPy
+(:func:`nmbrl_brian.world_models.coding.encode`); predictions are read from the decoder.
 
 **Predictor.** ``A`` copies of the network, copy ``a`` given ``(s, a)`` for the dream's
-current state ``s``: the inputs are computed in Brian2 code from ``s`` with the model's
-fitted code (Gaussian population code of each dimension over its range with a
+current state ``s``: the inputs are computed in Brian2 code (:func:`input_encode`) from ``s``
+with the model's fitted code (:class:`nmbrl_brian.world_models.coding.InputCode`) (Gaussian population code of each dimension over its range with a
 cut-off, the signed whitened state :math:`M^T (s - m)`, the action population, bias
 currents):
 
@@ -84,8 +88,8 @@ def period_resets(*, direct: bool, adaptive: bool) -> dict[str, str]:
     }
 
 
-def predictor_input_equations(obs_dim: int) -> str:
-    """Variables of a predictor's input neuron: its code and the state it reads."""
+def input_code_equations(obs_dim: int) -> str:
+    """Variables of an input neuron that encodes ``(s, a)`` itself: its code and the state it reads."""
     rows = "".join(f"code_row_{d} : 1\ncode_mean_{d} : 1\ns_{d} : 1 (linked)\n" for d in range(obs_dim))
     return (
         """
@@ -102,8 +106,9 @@ code_high : 1
     )
 
 
-def predictor_encode(obs_dim: int) -> str:
-    """Abstract code of a predictor's input currents (see the module docstring)."""
+def input_encode(obs_dim: int) -> str:
+    """Abstract code of the input currents of ``(s, a)`` (see the module docstring); the NumPy
+    twin for tables is :func:`nmbrl_brian.world_models.coding.encode`."""
     own = " + ".join(f"int(code_dim == {d})*s_{d}" for d in range(obs_dim))
     state = " + ".join(f"code_row_{d}*(s_{d} - code_mean_{d})" for d in range(obs_dim))
     return f"""

@@ -3,33 +3,43 @@
 Both are the network of :class:`~nmbrl_brian.world_models.snn_world_model.SNNWorldModel`
 (same config, same seed, hence the same connectivity), built on the loop's period; the
 ``SNNWorldModel`` object keeps the fitted code (encoding range, whitening, target
-scalers) and computes the learner's tables, but its own network is never built here.
+scalers) and the weights between runs. The learner is what ``SNNWorldModel`` itself runs
+(alone in its own :class:`~nmbrl_brian.loop.ClosedLoop`) and what the model-based agent runs
+beside itself; :func:`nmbrl_brian.world_models.fitting.fit_in_loop` fits it.
 Maths: :mod:`nmbrl_brian.equations.world_model`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from brian2 import NeuronGroup, Quantity, TimedArray, linked_var
+from brian2 import NeuronGroup, Quantity, StateMonitor, TimedArray, linked_var
 
 from nmbrl_brian.equations import dream as dream_eqs
 from nmbrl_brian.equations import environment as env_eqs
 from nmbrl_brian.equations import world_model as wm_eqs
 from nmbrl_brian.parts.base import Part, ValueReader
 from nmbrl_brian.parts.dream import DreamPart, Predictor
-from nmbrl_brian.snn.direct_readout import add_direct_readout, direct_readout_equations
+from nmbrl_brian.snn.direct_readout import (
+    add_direct_readout,
+    direct_readout_equations,
+    initial_weights,
+    weight_variables,
+)
 from nmbrl_brian.snn.eprop_network import build_eprop_network
-from nmbrl_brian.world_models.snn_world_model import SNNWorldModel
+from nmbrl_brian.world_models.coding import code_constants, code_layout, input_code
+
+if TYPE_CHECKING:
+    from nmbrl_brian.world_models.snn_world_model import SNNWorldModel
 
 
 def _check_period(model: SNNWorldModel, period: Quantity) -> None:
     net = model.config.network
     if abs(float(net.period - period)) > 1e-12:
         raise ValueError(
-            f"world_model.network: expected dt_ms * steps_per_env_step = the agent's period {period}, "
+            f"world_model.network: expected dt_ms * steps_per_env_step = the loop's period {period}, "
             f"got {net.period}"
         )
 
@@ -40,13 +50,26 @@ def _namespace(model: SNNWorldModel, ns: dict, period: Quantity) -> dict:
         period_dt=period,
         wm_period_steps=cfg.network.steps_per_env_step,
         wm_error_steps=cfg.error_steps,
-        input_current=cfg.input_current,
-        state_current=cfg.state_current,
-        action_current=cfg.action_current,
-        bias_current=cfg.bias_current,
-        tuning_cutoff=cfg.tuning_cutoff,
+        **code_constants(cfg),
     )
     return ns
+
+
+def _decoder(prefix: str, eprop, n: int, period_clock, namespace: dict) -> tuple[NeuronGroup, dict]:
+    """The readouts' mean over the error window of each period, latched at the start of the next."""
+    decoder = NeuronGroup(
+        n, wm_eqs.DECODER_EQUATIONS, namespace=namespace, clock=eprop.clock, name=f"{prefix}_decoder"
+    )
+    decoder.y_readout = linked_var(eprop.readout, "y")
+    ops = {
+        "accumulate": decoder.run_regularly(
+            wm_eqs.DECODER_ACCUMULATE, when="after_synapses", order=2, name=f"{prefix}_decoder_accumulate"
+        ),
+        "latch": decoder.run_regularly(
+            wm_eqs.DECODER_LATCH, clock=period_clock, when="start", order=0, name=f"{prefix}_decoder_latch"
+        ),
+    }
+    return decoder, ops
 
 
 def _period_resets(part: Part, eprop, direct: bool, adaptive: bool) -> dict:
@@ -72,21 +95,54 @@ def _period_resets(part: Part, eprop, direct: bool, adaptive: bool) -> dict:
 class WorldModelLearnerPart(Part):
     """The spiking world model learning from a table of real transitions, one per period.
 
+    Period ``p`` of a run presents row ``p`` of the tables (inputs, targets, error weights;
+    :meth:`set_rows`). A run presents at most :attr:`rows_per_run` transitions and ends with at
+    least one silent row (no input, error weight 0), in whose first step the last
+    transition's update is applied, so the weights after a run hold every update of it.
+
     Parameters
     ----------
     model : SNNWorldModel
-        The model: config, and (once :meth:`prepare` has seen data) its fitted code.
+        The model: config, and (once it has seen data) its fitted code.
     period : Quantity
         The loop's period (must equal the model's ``dt_ms * steps_per_env_step``).
     periods_per_run : int
-        Rows of the tables (the loop's ``periods_per_run``).
+        Rows of the tables (the loop's ``periods_per_run``; at least 2).
     prefix : str
         Object-name prefix.
+    record_outputs : bool
+        Also build a decoder and a monitor of every period's prediction (the mean readout over
+        its error window): the loop's records of this part then hold ``samples["y_period"]``,
+        shape ``(periods, n_outputs)``, row ``k`` the prediction of the period before the
+        ``k``-th of the run (row 0: of the run before).
+
+    Attributes
+    ----------
+    periods_per_run : int
+        Rows of the tables (a loop of this part alone runs this many periods at a time).
+    rows_per_run : int
+        Transitions one run presents at most (``periods_per_run - 1``).
+    recorded : dict
+        ``{"y_period": (monitor, "y_period")}`` with ``record_outputs``, else empty.
     """
 
-    def __init__(self, model: SNNWorldModel, *, period: Quantity, periods_per_run: int, prefix: str = "wm"):
+    def __init__(
+        self,
+        model: SNNWorldModel,
+        *,
+        period: Quantity,
+        periods_per_run: int,
+        prefix: str = "wm",
+        record_outputs: bool = False,
+    ):
         _check_period(model, period)
+        rows = int(periods_per_run)
+        if rows < 2:
+            raise ValueError(
+                f"periods_per_run: expected an integer >= 2 (a transition and a silent row), got {rows}"
+            )
         self.model, self.period, self.prefix, self.n_copies = model, period, prefix, 1
+        self.periods_per_run, self.rows_per_run = rows, rows - 1
         cfg = model.config
         self.clock = self.period_clock()
         extra = (
@@ -113,7 +169,6 @@ class WorldModelLearnerPart(Part):
             self.direct = add_direct_readout(
                 e, model.direct_connections(), normalized=cfg.direct_normalized, learning_rate=0.0
             )
-        rows = int(periods_per_run)
         self.tables_ = {
             "inputs": TimedArray(np.zeros((rows, model.n_inputs)), dt=period, name=f"{prefix}_table_inputs"),
             "targets": TimedArray(
@@ -142,18 +197,44 @@ class WorldModelLearnerPart(Part):
             **_period_resets(self, e, cfg.direct_readout, cfg.network.neuron_model == "ALIF"),
         }
         self.objects = [*e.objects, *([self.direct.synapses] if self.direct else [])]
+        self.recorded: dict[str, tuple[Any, str]] = {}
+        if record_outputs:
+            self.decoder, ops = _decoder(prefix, e, model.n_outputs, self.clock, ns)
+            self.operations.update({f"decoder_{k}": op for k, op in ops.items()})
+            self.monitor = StateMonitor(
+                self.decoder,
+                "y_period",
+                record=True,
+                clock=self.clock,
+                when="start",
+                order=1,
+                name=f"{prefix}_prediction_monitor",
+            )
+            self.objects += [self.decoder, self.monitor]
+            self.recorded["y_period"] = (self.monitor, "y_period")
         self._pending: list[np.ndarray] | None = None
         if model.weights is None:
-            model.weights = {k: v.copy() for k, v in e.initial_weights.items()}
-            if self.direct is not None:
-                model.weights["w_direct"] = np.zeros(len(self.direct.synapses))
+            model.weights = self.initial_weights()
+
+    def initial_weights(self) -> dict[str, np.ndarray]:
+        """The weights as built (by the names of :meth:`weight_variables`)."""
+        return initial_weights(self.eprop, self.direct)
 
     def weight_variables(self) -> dict[str, tuple[Any, str]]:
         """Learned parameters by the model's names (``w_in``, ``w_rec``, ``w_out``, ``b_out``, ``w_direct``)."""
-        out = self.eprop._weight_variables()
-        if self.direct is not None:
-            out["w_direct"] = (self.direct.synapses, "w")
-        return out
+        return weight_variables(self.eprop, self.direct)
+
+    def weight_values(self, weights: dict[str, np.ndarray]) -> dict[tuple[Any, str], np.ndarray]:
+        """Values that load ``weights`` (e.g. :attr:`SNNWorldModel.weights`) into the learner."""
+        return {
+            (obj, var): np.asarray(weights[key], dtype=float)
+            for key, (obj, var) in self.weight_variables().items()
+            if key in weights
+        }
+
+    def read_weights(self, value: ValueReader) -> dict[str, np.ndarray]:
+        """Copies of the current weights, read with the loop's ``value``."""
+        return {key: np.array(value(obj, var)) for key, (obj, var) in self.weight_variables().items()}
 
     def learning_rate_values(self, rates: tuple[float, float, float]) -> dict:
         """Values setting the hidden, readout and direct step sizes."""
@@ -166,7 +247,9 @@ class WorldModelLearnerPart(Part):
         return values
 
     def set_rows(self, inputs: np.ndarray, targets: np.ndarray, weights: np.ndarray) -> None:
-        """The rows of the next run (at most ``periods_per_run``; the rest is padded with zeros)."""
+        """The rows of the next run (at most :attr:`rows_per_run`; the rest is padded with zeros)."""
+        if len(inputs) > self.rows_per_run:
+            raise ValueError(f"set_rows: expected at most {self.rows_per_run} rows, got {len(inputs)}")
         self._pending = [np.asarray(a, dtype=float) for a in (inputs, targets, weights)]
 
     def run_values(self) -> dict:
@@ -178,11 +261,10 @@ class WorldModelLearnerPart(Part):
 
     def tables(self, value: ValueReader, n_periods: int) -> dict[TimedArray, np.ndarray]:
         out = {}
-        rows = self.tables_["inputs"].values.shape[0]
         pending = self._pending or [np.zeros((0, t.values.shape[1])) for t in self.tables_.values()]
         for table, data in zip(self.tables_.values(), pending):
             block = np.zeros(table.values.shape)
-            block[: min(len(data), rows)] = data[:rows]
+            block[: len(data)] = data
             out[table] = block
         self._pending = None
         return out
@@ -227,7 +309,7 @@ class SpikingPredictor(Predictor):
             if cfg.direct_readout
             else {"inputs": "", "readout": ""}
         )
-        extra["inputs"] += wm_eqs.predictor_input_equations(d)
+        extra["inputs"] += wm_eqs.input_code_equations(d)
         self.eprop = e = build_eprop_network(
             model.n_inputs,
             model.n_outputs,
@@ -248,58 +330,24 @@ class SpikingPredictor(Predictor):
         ns = _namespace(model, e.namespace, dream.period)
         self.clock = dream.clock
         # Constants of the code: kind, dimension, action of each input neuron (per copy alike).
-        n_pop = d * cfg.encoding.neurons_per_dim
-        k_act = cfg.action_neurons_per_action
-        kind = np.concatenate(
-            [
-                np.full(n_pop, wm_eqs.POPULATION),
-                np.full(model.n_state_inputs, wm_eqs.STATE),
-                np.full(a_n * k_act, wm_eqs.ACTION),
-                np.full(cfg.bias_neurons, wm_eqs.BIAS),
-            ]
-        )
-        code_dim = np.zeros(model.n_inputs, dtype=int)
-        code_dim[:n_pop] = np.repeat(np.arange(d), cfg.encoding.neurons_per_dim)
-        code_action = np.zeros(model.n_inputs, dtype=int)
-        code_action[n_pop + model.n_state_inputs : n_pop + model.n_state_inputs + a_n * k_act] = np.repeat(
-            np.arange(a_n), k_act
-        )
-        e.inputs.code_kind = np.tile(kind, copies)
-        e.inputs.code_dim = np.tile(code_dim, copies)
-        e.inputs.code_action = np.tile(code_action, copies)
+        layout = code_layout(cfg, d, a_n)
+        e.inputs.code_kind = np.tile(layout.kind, copies)
+        e.inputs.code_dim = np.tile(layout.dim, copies)
+        e.inputs.code_action = np.tile(layout.action, copies)
         e.inputs.copy_action = np.repeat(np.arange(copies) % a_n, model.n_inputs)
         loop_copy_of_input = np.repeat(np.arange(copies) // a_n, model.n_inputs)
         for k in range(d):
             setattr(e.inputs, f"s_{k}", linked_var(dream.obs_port, "obs", index=loop_copy_of_input * d + k))
-        self.decoder = NeuronGroup(
-            copies * model.n_outputs,
-            wm_eqs.DECODER_EQUATIONS,
-            namespace=ns,
-            clock=e.clock,
-            name=f"{self.prefix}_decoder",
-        )
-        self.decoder.y_readout = linked_var(e.readout, "y")
+        self.decoder, decoder_ops = _decoder(self.prefix, e, copies * model.n_outputs, dream.clock, ns)
         ops = {
             "encode": e.inputs.run_regularly(
-                wm_eqs.predictor_encode(d),
+                wm_eqs.input_encode(d),
                 clock=dream.clock,
                 when="start",
                 order=env_eqs.ORDER_ENCODE,
                 name=f"{self.prefix}_encode",
             ),
-            "accumulate": self.decoder.run_regularly(
-                wm_eqs.DECODER_ACCUMULATE,
-                when="after_synapses",
-                order=2,
-                name=f"{self.prefix}_decoder_accumulate",
-            ),
-            "latch": self.decoder.run_regularly(
-                wm_eqs.DECODER_LATCH,
-                clock=dream.clock,
-                when="start",
-                order=0,
-                name=f"{self.prefix}_decoder_latch",
-            ),
+            **decoder_ops,
         }
         resets = _period_resets(
             _Clocked(self.prefix, dream.clock), e, cfg.direct_readout, cfg.network.neuron_model == "ALIF"
@@ -349,36 +397,18 @@ class SpikingPredictor(Predictor):
         """Values that load the model's current weights and fitted code into every copy."""
         if model.encoder is None:
             raise ValueError("model: fit the world model to some data before dreaming in it")
-        e, cfg, dream = self.eprop, model.config, self.dream
+        e, dream = self.eprop, self.dream
         copies = e.n_copies
         values: dict[tuple[Any, str], np.ndarray] = {}
-        variables = e._weight_variables()
-        if self.direct is not None:
-            variables["w_direct"] = (self.direct.synapses, "w")
-        for key, (obj, var) in variables.items():
+        for key, (obj, var) in weight_variables(e, self.direct).items():
             if key in model.weights:
                 values[(obj, var)] = np.tile(np.asarray(model.weights[key], dtype=float), copies)
-        d, k = model.obs_dim, cfg.encoding.neurons_per_dim
-        enc = model.encoder
-        n_pop = d * k
-        center = np.zeros(model.n_inputs)
-        width, low, high = np.ones(model.n_inputs), np.zeros(model.n_inputs), np.ones(model.n_inputs)
-        center[:n_pop] = enc.centers.ravel()
-        width[:n_pop] = np.repeat(enc.sigma, k)
-        low[:n_pop], high[:n_pop] = np.repeat(enc.low, k), np.repeat(enc.high, k)
-        for name, arr in (
-            ("code_center", center),
-            ("code_width", width),
-            ("code_low", low),
-            ("code_high", high),
-        ):
-            values[(e.inputs, name)] = np.tile(arr, copies)
-        mean, matrix = model.state_code
-        for dd in range(d):
-            row = np.zeros(model.n_inputs)
-            row[n_pop : n_pop + model.n_state_inputs] = np.asarray(matrix)[dd, : model.n_state_inputs]
-            values[(e.inputs, f"code_row_{dd}")] = np.tile(row, copies)
-            values[(e.inputs, f"code_mean_{dd}")] = np.full(copies * model.n_inputs, float(mean[dd]))
+        code = input_code(model)
+        for name in ("center", "width", "low", "high"):
+            values[(e.inputs, f"code_{name}")] = np.tile(getattr(code, name), copies)
+        for dd in range(model.obs_dim):
+            values[(e.inputs, f"code_row_{dd}")] = np.tile(code.rows[dd], copies)
+            values[(e.inputs, f"code_mean_{dd}")] = np.full(copies * model.n_inputs, float(code.mean[dd]))
         b = dream.n_copies
         values[(dream.obs_port, "delta_mean")] = np.tile(model.delta_scaler.mean, b)
         values[(dream.obs_port, "delta_std")] = np.tile(model.delta_scaler.std, b)

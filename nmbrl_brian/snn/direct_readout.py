@@ -19,6 +19,7 @@ Example
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from brian2 import Synapses
@@ -33,6 +34,9 @@ from nmbrl_brian.snn.eprop_network import (
     WEIGHT_SLOT,
     EpropNetwork,
 )
+
+DIRECT_WEIGHT_KEY = "w_direct"
+"""Name of the direct weights among a network's learned parameters (checkpoints, weight dicts)."""
 
 
 def direct_readout_equations(normalized: bool) -> dict[str, str]:
@@ -159,3 +163,20 @@ def add_direct_readout(
             name=prefix + "syn_direct_weight_update",
         )
     return DirectReadout(synapses=syn, normalized=normalized, operations=ops, indices=(i, k))
+
+
+def weight_variables(eprop: EpropNetwork, direct: DirectReadout | None) -> dict[str, tuple[Any, str]]:
+    """The learned parameters of a network with an optional direct pathway, by name:
+    ``w_in``, ``w_rec``, ``w_out``, ``b_out`` (``B``) and :data:`DIRECT_WEIGHT_KEY` -> ``(group, variable)``."""
+    out = eprop._weight_variables()
+    if direct is not None:
+        out[DIRECT_WEIGHT_KEY] = (direct.synapses, "w")
+    return out
+
+
+def initial_weights(eprop: EpropNetwork, direct: DirectReadout | None) -> dict[str, np.ndarray]:
+    """The weights as built (copies; the direct weights start at 0), by the names of :func:`weight_variables`."""
+    weights = {k: v.copy() for k, v in eprop.initial_weights.items()}
+    if direct is not None:
+        weights[DIRECT_WEIGHT_KEY] = np.zeros(len(direct.synapses))
+    return weights

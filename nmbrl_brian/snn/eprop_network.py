@@ -13,6 +13,7 @@ Example
 -------
 >>> from brian2 import Network, ms
 >>> from nmbrl_brian.snn.config import SpikingNetworkConfig
+from nmbrl_brian.snn.counting import activity_marks, counts_between  # noqa: F401 - re-exported
 >>> net = build_eprop_network(4, 2, SpikingNetworkConfig(n_recurrent=20), seed=0, name_prefix="demo")
 >>> brian_net = Network(*net.objects)
 >>> net.set_inputs([0.2, 0.5, 1.0, 0.0]); net.set_errors([0.1, -0.3])
@@ -32,6 +33,7 @@ from nmbrl_brian.energy import OperationCounts
 from nmbrl_brian.equations import eprop_neurons as neq
 from nmbrl_brian.equations import eprop_synapses as seq
 from nmbrl_brian.snn.config import SpikingNetworkConfig
+from nmbrl_brian.snn.counting import activity_marks, counts_between  # noqa: F401 - re-exported
 
 #: Keys of ``extra_equations``: the groups of the network.
 EXTRA_EQUATION_KEYS = ("inputs", "recurrent", "readout", "syn_in", "syn_rec", "syn_out")
@@ -257,61 +259,6 @@ class EpropNetwork:
             synapse_updates=self.trace_update_counts()["performed"] + len(self.syn_out) * steps,
             weight_updates=learned * n_updates,
         )
-
-
-def activity_marks(eprop: EpropNetwork, value, *, spikes: bool = True) -> dict[str, np.ndarray]:
-    """Raw activity counters of ``eprop``: spikes per input and recurrent neuron (its monitors; zeros
-    with ``spikes=False``, e.g. before a standalone run, whose monitors start empty) and the trace
-    updates performed by its learning synapse groups (``value(group, name)`` reads the state)."""
-    marks = {
-        "spikes_in": np.asarray(eprop.spikes_in.count[:]) if spikes else np.zeros(len(eprop.inputs), int),
-        "spikes_rec": np.asarray(eprop.spikes_rec.count[:])
-        if spikes
-        else np.zeros(len(eprop.recurrent), int),
-    }
-    if eprop.config.activity_sparse:
-        for syn in eprop.learning_synapses:
-            marks[syn.name] = int(np.sum(value(syn, "n_trace_updates")))  # (empty before a standalone build)
-    return marks
-
-
-def counts_between(
-    eprop: EpropNetwork, before: dict, after: dict, steps: int, weight_updates: int
-) -> tuple[OperationCounts, dict[str, int]]:
-    """Operations of ``eprop`` between two :func:`activity_marks` ``steps`` time steps apart.
-
-    Returns the :class:`OperationCounts` (with the given ``weight_updates``) and the trace
-    updates performed, skipped and in total.
-    """
-
-    def events(key: str, synapses: Synapses | None, source) -> int:
-        if synapses is None:
-            return 0
-        fan_out = np.bincount(np.asarray(synapses.i[:]), minlength=len(source))
-        return int(np.sum((after[key] - before[key]) * fan_out))
-
-    spikes = int(
-        np.sum(after["spikes_in"] - before["spikes_in"]) + np.sum(after["spikes_rec"] - before["spikes_rec"])
-    )
-    synaptic_events = (
-        events("spikes_in", eprop.syn_in, eprop.inputs)
-        + events("spikes_rec", eprop.syn_rec, eprop.recurrent)
-        + events("spikes_rec", eprop.syn_out, eprop.recurrent)
-    )
-    total = sum(len(syn) for syn in eprop.learning_synapses) * steps
-    if eprop.config.activity_sparse:
-        performed = int(sum(np.sum(after[syn.name] - before[syn.name]) for syn in eprop.learning_synapses))
-    else:
-        performed = total
-    n_neurons = len(eprop.inputs) + len(eprop.recurrent) + len(eprop.readout)
-    counts = OperationCounts(
-        spikes=spikes,
-        synaptic_events=synaptic_events,
-        neuron_updates=n_neurons * steps,
-        synapse_updates=performed + len(eprop.syn_out) * steps,
-        weight_updates=int(weight_updates),
-    )
-    return counts, {"performed": performed, "skipped": total - performed, "total": total}
 
 
 def build_eprop_network(
