@@ -221,15 +221,15 @@ def unused_fields(config: RunConfig) -> dict[str, str]:
                 unused[f"world_model.{name}"] = (
                     f"world_model.termination is {wm.termination!r} (the task's rule ends dreamed episodes)"
                 )
-    if config.agent.kind == "spiking_model_based" and config.model_based.parallel:
-        unused["model_based.start_states"] = (
-            "model_based.parallel dreams from all real states (the dreamer gets every one)"
-        )
         if wm.encoding_span_std > 0:
             for name in ("obs_low", "obs_high"):
                 unused[f"world_model.encoding.{name}"] = (
                     "world_model.encoding_span_std > 0 fits the range to the data"
                 )
+    if config.agent.kind == "spiking_model_based" and config.model_based.parallel:
+        unused["model_based.start_states"] = (
+            "model_based.parallel dreams from all real states (the dreamer gets every one)"
+        )
     if config.encoding.kind == "raw":
         for name in ("neurons_per_dim", "width", "obs_low", "obs_high"):
             unused[f"encoding.{name}"] = "encoding.kind is 'raw'"

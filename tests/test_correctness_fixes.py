@@ -276,3 +276,38 @@ def test_full_disk_at_the_second_checkpoint_says_how_to_resume(tmp_path, monkeyp
     assert read_checkpoint_meta(checkpoint)["env_steps"] == 0, "the first checkpoint (step 0) is kept"
     read_checkpoint(checkpoint)
     assert not list(run_dir.glob(".*.tmp")), "no temporary file is left behind"
+
+
+@pytest.mark.slow
+@pytest.mark.standalone
+def test_spiking_model_cycle_under_cpp_standalone_stays_finite(tmp_path):
+    """Issue 17: under cpp_standalone every part computes in every run, so the untrained dream
+    ran beside the first real phase; its NaN reached the agent through the switch and the run
+    diverged at real step 100. Two cycles with a tiny spiking world model now stay finite."""
+    from nmbrl_brian.devices import reset_device
+    from nmbrl_brian.training.run import run_training
+
+    config = load_config(
+        CONFIGS / "cartpole_mbrl.toml",
+        [
+            *MB_TINY,
+            *WM_TINY,
+            "device=cpp_standalone",
+            "total_env_steps=200",
+            "eval_schedule=[100, 200]",
+            "eval_episodes=2",
+            "checkpoint_every=100",
+            "stop_at_return=inf",
+            "world_model.epochs=1",
+            "world_model.min_updates=0",
+        ],
+    )
+    try:
+        run_dir = run_training(config, out=tmp_path)
+    finally:
+        reset_device()
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    current = metrics[metrics["policy"] == "current"]
+    assert current["env_steps"].tolist() == [0, 100, 200], "the run got past the first real phase"
+    assert "diverged" not in metrics or not metrics["diverged"].fillna(False).astype(bool).any()
+    assert np.isfinite(current["return_mean"]).all()
