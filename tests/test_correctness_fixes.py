@@ -100,8 +100,14 @@ def test_switch_shows_its_environments_ports_before_the_head_reads_them():
     brian2.prefs.codegen.target = "numpy"
     real = CartPolePart(period=10 * ms, seeds=[4], resets_per_run=20, prefix="c1real")
     dream = DreamPart(
-        4, 2, PerfectCartPole(), period=10 * ms, horizon=50,
-        termination=CartPoleTermination.from_env(), starts_per_run=20, prefix="c1dream",
+        4,
+        2,
+        PerfectCartPole(),
+        period=10 * ms,
+        horizon=50,
+        termination=CartPoleTermination.from_env(),
+        starts_per_run=20,
+        prefix="c1dream",
     )
     switch = EnvironmentSwitch(real, dream, prefix="c1switch")
     # a stand-in head at the head's slot that copies what it reads of the switch's ports
@@ -137,8 +143,14 @@ def test_switch_does_not_pass_on_a_nan_of_the_environment_not_in_use(target):
     brian2.prefs.codegen.target = target
     real = CartPolePart(period=10 * ms, seeds=[4], resets_per_run=20, prefix=f"nan{target}real")
     dream = DreamPart(
-        4, 2, PerfectCartPole(), period=10 * ms, horizon=50,
-        termination=CartPoleTermination.from_env(), starts_per_run=20, prefix=f"nan{target}dream",
+        4,
+        2,
+        PerfectCartPole(),
+        period=10 * ms,
+        horizon=50,
+        termination=CartPoleTermination.from_env(),
+        starts_per_run=20,
+        prefix=f"nan{target}dream",
     )
     switch = EnvironmentSwitch(real, dream, prefix=f"nan{target}switch")
     head = NeuronGroup(1, "command : integer\naction : integer", clock=real.clock, name=f"nan{target}head")

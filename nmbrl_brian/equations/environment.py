@@ -156,7 +156,9 @@ def float32_round(x):
     return np.asarray(x, dtype=np.float32).astype(np.float64)
 
 
-@implementation("cuda", "__host__ __device__ double choose(double c, double a, double b) { return c != 0 ? a : b; }")
+@implementation(
+    "cuda", "__host__ __device__ double choose(double c, double a, double b) { return c != 0 ? a : b; }"
+)
 @implementation("cpp", "double choose(double c, double a, double b) { return c != 0 ? a : b; }")
 @implementation(
     "cython",
