@@ -5,7 +5,8 @@ Bad input (unknown key, wrong type or value, missing file or optional dependency
 a damaged or foreign checkpoint) prints one line naming the field and what is
 allowed, exits with code 2 and writes no results folder. A run whose learning
 diverges stops with one line naming the variable and the step (exit code 2). Ctrl-C
-prints where the last checkpoint is and how to resume (exit code 130).
+prints where the last checkpoint is and how to resume (exit code 130); so does a results
+file that cannot be written, e.g. on a full disk (one line naming the file, exit code 1).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from nmbrl_brian.errors import (
     ConfigError,
     DeviceError,
     DivergenceError,
+    ResultsWriteError,
     RunInterrupted,
     WorkerError,
 )
@@ -198,6 +200,28 @@ def _cmd_config(args) -> int:
     return 0
 
 
+def _resume_hint(path, args) -> str:
+    """Where the last checkpoint of the run folder holding ``path`` is, and how to resume it."""
+    from pathlib import Path
+
+    from nmbrl_brian.checkpoints import read_checkpoint_meta
+    from nmbrl_brian.training.actor_critic_trainer import CHECKPOINT_FILE
+
+    run_dir = Path(path).parent
+    if not (run_dir / "config.json").is_file():
+        return ""
+    checkpoint = run_dir / CHECKPOINT_FILE
+    try:
+        step = read_checkpoint_meta(checkpoint)["env_steps"]
+    except (CheckpointError, OSError, KeyError):
+        return "; no checkpoint was written, so there is nothing to resume"
+    flag = " --allow-env-import" if getattr(args, "allow_env_import", False) else ""
+    return (
+        f"; last checkpoint (env step {step}) is {checkpoint}; "
+        f"continue with: nmbrl run --resume {run_dir}{flag}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``nmbrl`` command; returns the exit code."""
     args = _parser().parse_args(argv)
@@ -215,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except WorkerError as exc:
         print(f"nmbrl: error: {exc}", file=sys.stderr)
+        return 1
+    except ResultsWriteError as exc:
+        print(f"nmbrl: error: {exc}{_resume_hint(exc.path, args)}", file=sys.stderr)
         return 1
     except RunInterrupted as exc:
         flag = (

@@ -208,11 +208,28 @@ def unused_fields(config: RunConfig) -> dict[str, str]:
         for name in ("learning_rate", "readout_learning_rate", "direct_readout"):
             unused[f"world_model.network.{name}"] = f"world_model.{name} sets it"
         unused["world_model.seed"] = "the world model takes the run's seed"
+        # The closed loop's learner (agents/model_based.py) always presents each pass in a fresh
+        # seeded order, and its tables have the loop's periods_per_run rows.
+        unused["world_model.shuffle"] = (
+            "the model-based cycle presents every pass over the real data in a fresh order"
+        )
+        unused["world_model.periods_per_run"] = (
+            "the model-based cycle's world model runs in the closed loop (periods_per_run sets its rows)"
+        )
+        if wm.termination != "learned":  # CartPole has a rule: "auto" and "given" both use it
+            for name in ("termination_weight", "termination_positive_weight"):
+                unused[f"world_model.{name}"] = (
+                    f"world_model.termination is {wm.termination!r} (the task's rule ends dreamed episodes)"
+                )
         if wm.encoding_span_std > 0:
             for name in ("obs_low", "obs_high"):
                 unused[f"world_model.encoding.{name}"] = (
                     "world_model.encoding_span_std > 0 fits the range to the data"
                 )
+    if config.agent.kind == "spiking_model_based" and config.model_based.parallel:
+        unused["model_based.start_states"] = (
+            "model_based.parallel dreams from all real states (the dreamer gets every one)"
+        )
     if config.encoding.kind == "raw":
         for name in ("neurons_per_dim", "width", "obs_low", "obs_high"):
             unused[f"encoding.{name}"] = "encoding.kind is 'raw'"

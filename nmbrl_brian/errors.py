@@ -128,3 +128,23 @@ class WorkerError(RuntimeError):
 
     The message is one line naming the worker, its exit code and the last checkpoint.
     """
+
+
+class ResultsWriteError(OSError):
+    """A results file (metrics, config, checkpoint, plot) could not be written, e.g. a full disk.
+
+    An :class:`OSError` with the cause's ``errno``; the message is one line naming the
+    file and the cause. The file's previous version (if any) is kept: writes are atomic.
+    The CLI adds where the last checkpoint is and how to resume, and exits with code 1.
+    """
+
+    def __init__(self, path: Any, cause: OSError):
+        super().__init__(cause.errno, cause.strerror or str(cause), str(path))
+        self.path = path
+        self.cause = cause
+
+    def __str__(self) -> str:
+        import errno as errno_names
+
+        code = errno_names.errorcode.get(self.errno, str(self.errno)) if self.errno is not None else "?"
+        return f"cannot write {self.path}: {self.strerror} ({code}); its previous version is kept"

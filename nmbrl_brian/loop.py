@@ -368,9 +368,13 @@ class ClosedLoop:
         for part in self.parts:
             merged.update(part.run_values())
         merged.update(values)
+
+        def starting(obj, name: str) -> np.ndarray:  # the tables see the run's start, values included
+            return np.asarray(merged[(obj, name)]) if (obj, name) in merged else self.value(obj, name)
+
         tables: dict = {}
         for part in self.parts:
-            tables.update(part.tables(self.value, self.periods_per_run))
+            tables.update(part.tables(starting, self.periods_per_run))
         return merged, tables
 
     def _runtime_run(self, n: int, values: dict) -> None:

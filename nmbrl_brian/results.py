@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from nmbrl_brian.errors import ConfigError
+from nmbrl_brian.errors import ConfigError, ResultsWriteError
 
 #: Columns of ``metrics.csv``, in order.
 METRIC_COLUMNS = ("env_steps", "episodes", "wall_s", "return_mean", "return_std", "seed")
@@ -50,20 +50,40 @@ def new_run_dir(out: str | Path, stem: str) -> Path:
     raise RuntimeError(f"could not create a fresh run folder under {out}")  # pragma: no cover
 
 
+def _umask() -> int:
+    """The process's file-creation mask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | Path, write: Callable) -> None:
     """Call ``write(f)`` on a temporary file next to ``path``, then rename it to ``path``.
 
     Readers see the old file or the new one, never a partial one; on any error
-    (Ctrl-C included) the temporary file is removed and the old file is kept.
+    (Ctrl-C included) the temporary file is removed and the old file is kept. The file
+    gets the mode a plain ``open`` would give it (``0666`` less the umask), not
+    ``mkstemp``'s ``0600``.
+
+    Raises
+    ------
+    ResultsWriteError
+        On an :class:`OSError` (e.g. ``ENOSPC``, a full disk): one line naming ``path``.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:  # no space (or inodes) left, no such folder, no permission
+        raise ResultsWriteError(path, exc) from exc
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a results file gets the usual mode
         with os.fdopen(fd, "wb") as f:
             write(f)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, ResultsWriteError):
+            raise ResultsWriteError(path, exc) from exc  # e.g. ENOSPC: one line naming the file
         raise
 
 

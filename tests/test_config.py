@@ -116,3 +116,38 @@ def test_from_dict_rejects_wrong_tuple_type():
 def test_unused_fields_are_rejected_not_ignored(overrides, field):
     with pytest.raises(ConfigError, match=rf"^{field}: expected its default .* it is not used, as "):
         load_config(CONFIGS / "cartpole_dense.toml", overrides)
+
+
+MB = ["agent.kind=spiking_model_based", "model_based.model=spiking"]
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ([*MB, "world_model.shuffle=false"], "world_model.shuffle"),
+        ([*MB, "world_model.periods_per_run=100"], "world_model.periods_per_run"),
+        ([*MB, "world_model.termination_weight=3.0"], "world_model.termination_weight"),
+        (
+            [*MB, "world_model.termination=given", "world_model.termination_positive_weight=2.0"],
+            "world_model.termination_positive_weight",
+        ),
+        ([*MB, "model_based.parallel=true", "model_based.start_states=50"], "model_based.start_states"),
+    ],
+)
+def test_fields_the_model_based_cycle_never_reads_are_refused(overrides, field):
+    """The closed loop's world model ignores these (see unused_fields): setting one is refused."""
+    with pytest.raises(ConfigError, match=rf"^{field}: expected its default .* it is not used, as "):
+        load_config(CONFIGS / "cartpole_mbrl.toml", overrides)
+
+
+def test_fields_the_model_based_cycle_reads_are_accepted():
+    config = load_config(
+        CONFIGS / "cartpole_mbrl.toml",
+        [
+            *MB,
+            "world_model.termination=learned",
+            "world_model.termination_weight=3.0",
+            "model_based.start_states=50",
+        ],
+    )
+    assert config.world_model.termination_weight == 3.0 and config.model_based.start_states == 50

@@ -131,7 +131,8 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
             self.predictor,
             period=self.part.period,
             horizon=mb.horizon,
-            termination=self.termination,
+            # world_model.termination = "learned": the model's termination readout ends dreamed episodes
+            termination=None if self.predictor.learns_termination else self.termination,
             starts_per_run=periods // 2 + 2,
             seed=self.part.seeds[0],
         )

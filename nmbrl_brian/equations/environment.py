@@ -36,7 +36,12 @@ from brian2 import check_units, implementation
 
 #: Slot orders at the start of a period, after the agent (see actor_critic): a switch
 #: between environments routes the command, the environment latches, steps, shows the
-#: observation and counts, the switch passes the ports on, the agent encodes.
+#: observation and counts, the switch passes the observation on, the agent encodes.
+#: The switch passes the other ports on at the very start of the next period
+#: (:data:`ORDER_SWITCH_PORTS`, before the agent's head reads them), so that values written
+#: between runs (a phase's ``use_dream``, an environment's ``needs_reset = 1``) reach the
+#: head in the period they are written for, not one period late.
+ORDER_SWITCH_PORTS = -1
 ORDER_ROUTE = 4
 ORDER_LATCH = 5
 ORDER_STEP = 6
@@ -111,7 +116,10 @@ command_real = command*(1 - use_dream)
 command_dream = command*use_dream
 """
 SWITCH_MERGE = "".join(
-    f"{port} = use_dream*dream_{port} + (1 - use_dream)*real_{port}\n" for port in SWITCHED_PORTS
+    f"{port} = int(choose(use_dream, dream_{port}, real_{port}))\n"
+    if unit == "integer"
+    else f"{port} = choose(use_dream, dream_{port}, real_{port})\n"
+    for port, unit in SWITCHED_PORTS.items()
 )
 SWITCH_OBS_EQUATIONS = """
 obs : 1                        # the observation of the environment in use
@@ -119,7 +127,9 @@ real_obs : 1 (linked)
 dream_obs : 1 (linked)
 use_dream : integer (linked)
 """
-SWITCH_MERGE_OBS = "obs = use_dream*dream_obs + (1 - use_dream)*real_obs"
+#: ``choose`` (not ``use_dream*dream + (1 - use_dream)*real``): a NaN of the environment not in
+#: use (e.g. an idle dream under standalone, where every part computes) must not reach the agent.
+SWITCH_MERGE_OBS = "obs = choose(use_dream, dream_obs, real_obs)"
 
 #: Events of the ``env`` group (checked once per period, in the ``thresholds`` slot).
 ENV_EVENTS = {
@@ -144,3 +154,24 @@ def float32_round(x):
     A Brian2 function with numpy, cython, C++ and CUDA implementations.
     """
     return np.asarray(x, dtype=np.float32).astype(np.float64)
+
+
+@implementation(
+    "cuda", "__host__ __device__ double choose(double c, double a, double b) { return c != 0 ? a : b; }"
+)
+@implementation("cpp", "double choose(double c, double a, double b) { return c != 0 ? a : b; }")
+@implementation(
+    "cython",
+    """
+cdef double choose(double c, double a, double b):
+    return a if c != 0 else b
+""",
+)
+@check_units(c=1, a=1, b=1, result=1)
+def choose(c, a, b):
+    """``a`` where ``c`` is nonzero, else ``b``: a selection that never mixes in the other value
+    (``c*a + (1 - c)*b`` is NaN when the value not selected is NaN).
+
+    A Brian2 function with numpy, cython, C++ and CUDA implementations.
+    """
+    return np.where(np.asarray(c) != 0, a, b).astype(np.float64)

@@ -46,9 +46,16 @@ class EnvironmentSwitch(EnvironmentPart):
         self.period, self.prefix = real.period, prefix
         self.clock = self.period_clock()
         b = self.n_copies
-        self.env = NeuronGroup(b, env_eqs.SWITCH_EQUATIONS, clock=self.clock, name=f"{prefix}_env")
+        self.namespace = {"choose": env_eqs.choose}
+        self.env = NeuronGroup(
+            b, env_eqs.SWITCH_EQUATIONS, clock=self.clock, namespace=self.namespace, name=f"{prefix}_env"
+        )
         self.obs_port = NeuronGroup(
-            b * self.obs_dim, env_eqs.SWITCH_OBS_EQUATIONS, clock=self.clock, name=f"{prefix}_obs"
+            b * self.obs_dim,
+            env_eqs.SWITCH_OBS_EQUATIONS,
+            clock=self.clock,
+            namespace=self.namespace,
+            name=f"{prefix}_obs",
         )
         self.env.use_dream = 0
         copies = np.arange(b)
@@ -62,13 +69,15 @@ class EnvironmentSwitch(EnvironmentPart):
         self.obs_port.dream_obs = linked_var(dream.obs_port, "obs", index=index)
         self.operations = {
             "route": self.at_period_start(self.env, env_eqs.SWITCH_ROUTE, env_eqs.ORDER_ROUTE, "route"),
-            "merge": self.at_period_start(self.env, env_eqs.SWITCH_MERGE, env_eqs.ORDER_MERGE, "merge"),
+            # before the head reads them: a phase's first period sees its environment's ports
+            "merge": self.at_period_start(
+                self.env, env_eqs.SWITCH_MERGE, env_eqs.ORDER_SWITCH_PORTS, "merge"
+            ),
             "merge_obs": self.at_period_start(
                 self.obs_port, env_eqs.SWITCH_MERGE_OBS, env_eqs.ORDER_MERGE, "merge_obs"
             ),
         }
         self.objects = [self.env, self.obs_port]
-        self.namespace = {}
 
     @property
     def environments(self) -> list[EnvironmentPart]:

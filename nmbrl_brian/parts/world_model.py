@@ -335,6 +335,9 @@ class SpikingPredictor(Predictor):
         e.inputs.code_dim = np.tile(layout.dim, copies)
         e.inputs.code_action = np.tile(layout.action, copies)
         e.inputs.copy_action = np.repeat(np.arange(copies) % a_n, model.n_inputs)
+        # A neutral, finite code until values_from loads a fitted one: a zero tuning width gives
+        # 0/0 = NaN, and under standalone the idle dream computes during real phases too.
+        e.inputs.code_width, e.inputs.code_high = 1.0, 1.0
         loop_copy_of_input = np.repeat(np.arange(copies) // a_n, model.n_inputs)
         for k in range(d):
             setattr(e.inputs, f"s_{k}", linked_var(dream.obs_port, "obs", index=loop_copy_of_input * d + k))
