@@ -39,7 +39,11 @@ from typing import Any
 
 import numpy as np
 
-from nmbrl_brian.devices import active_device_is_standalone, check_no_network_operations
+from nmbrl_brian.devices import (
+    active_device_is_standalone,
+    check_no_network_operations,
+    run_standalone_binary,
+)
 from nmbrl_brian.errors import DeviceError
 from nmbrl_brian.parts.agent import ActorCriticPart
 from nmbrl_brian.parts.base import EnvironmentPart
@@ -465,7 +469,7 @@ class ClosedLoop:
         }
         for table, content in tables.items():
             run_args[table] = np.ascontiguousarray(content, dtype=float)
-        device.run(directory=str(self._build_dir()), with_output=False, run_args=run_args)
+        run_standalone_binary(device, self._build_dir(), run_args)  # an error it reports fails the run
         self._delete_run_args(device)
         self._state = {
             self._key(obj, name): np.array(obj.variables[name].get_value()) for obj, name in self.variables

@@ -211,7 +211,7 @@ def _dream_lengths(termination: str, tmp_path) -> np.ndarray:
     agent = build_agent(config, env.observation_space, env.action_space)
     data = collect_transitions(EnvironmentWrapper(), None, 60, seed=1)
     model = agent.world_model
-    model._prepare(data)
+    model.prepare(data)
     if model.learns_termination:
         # the termination readout says "done" whatever the state: its bias far above 0.5
         model.weights["b_out"] = np.asarray(model.weights["b_out"], dtype=float).copy()
