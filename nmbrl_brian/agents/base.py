@@ -19,7 +19,7 @@ from nmbrl_brian.checkpoints import read_checkpoint, write_checkpoint
 from nmbrl_brian.errors import CheckpointError, check_finite
 
 if TYPE_CHECKING:  # pragma: no cover
-    from nmbrl_brian.training.env_loop import EnvLoop
+    from nmbrl_brian.envs.env_loop import EnvLoop
 
 
 class BaseAgent(ABC):

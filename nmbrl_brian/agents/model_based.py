@@ -39,12 +39,12 @@ import numpy as np
 
 from nmbrl_brian.agents.config import EQUATION_ENVIRONMENTS, ModelBasedConfig
 from nmbrl_brian.agents.spiking_actor_critic import SpikingActorCritic
+from nmbrl_brian.envs.env_loop import EnvLoop
 from nmbrl_brian.errors import ConfigError, WorkerError
 from nmbrl_brian.loop import ClosedLoop
 from nmbrl_brian.parts.dream import DreamPart, LinearPredictor, PerfectCartPole
 from nmbrl_brian.parts.switch import EnvironmentSwitch
 from nmbrl_brian.parts.world_model import SpikingPredictor, WorldModelLearnerPart
-from nmbrl_brian.training.env_loop import EnvLoop
 from nmbrl_brian.world_models.snn_world_model import SNNWorldModel, WorldModelConfig
 from nmbrl_brian.world_models.termination import termination_fn_for
 

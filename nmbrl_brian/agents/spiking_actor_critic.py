@@ -22,7 +22,6 @@ and restores it afterwards, so it never changes what training sees.
 from __future__ import annotations
 
 import dataclasses
-
 from typing import Any
 
 import numpy as np
@@ -31,13 +30,13 @@ from nmbrl_brian.agents.base import BaseAgent
 from nmbrl_brian.agents.config import EQUATION_ENVIRONMENTS, AgentConfig
 from nmbrl_brian.encoding import EncodingConfig
 from nmbrl_brian.energy import OperationCounts
+from nmbrl_brian.envs import EnvironmentWrapper
+from nmbrl_brian.envs.env_loop import EnvLoop
 from nmbrl_brian.errors import ConfigError, check_finite
 from nmbrl_brian.loop import ClosedLoop, RunRecord
 from nmbrl_brian.parts import ActorCriticPart, CartPolePart, GymnasiumPart
 from nmbrl_brian.snn.config import SpikingNetworkConfig
 from nmbrl_brian.snn.eprop_network import activity_marks, counts_between
-from nmbrl_brian.envs import EnvironmentWrapper
-from nmbrl_brian.training.env_loop import EnvLoop
 from nmbrl_brian.world_models.dataset import COLUMNS as TRANSITION_COLUMNS
 from nmbrl_brian.world_models.dataset import TransitionDataset
 

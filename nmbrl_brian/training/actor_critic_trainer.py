@@ -27,9 +27,10 @@ import pandas as pd
 from nmbrl_brian.agents.base import BaseAgent
 from nmbrl_brian.checkpoints import read_checkpoint, write_checkpoint
 from nmbrl_brian.config import RESUME_OVERRIDES, RunConfig, from_dict
+from nmbrl_brian.envs.env_loop import EnvLoop
 from nmbrl_brian.errors import CheckpointError, ConfigError, DivergenceError
-from nmbrl_brian.training.callbacks import Callback, metrics_frame
-from nmbrl_brian.training.env_loop import EnvLoop
+from nmbrl_brian.training.callbacks import Callback
+from nmbrl_brian.training.metrics import metrics_frame
 from nmbrl_brian.world_models.base import BaseWorldModel
 
 CHECKPOINT_FILE = "checkpoint.npz"
@@ -343,15 +344,3 @@ def _first_difference(a: dict, b: dict, prefix: str = "") -> str:
         elif a.get(key) != b.get(key):
             return f"{prefix}{key}"
     return prefix.rstrip(".") or "?"  # pragma: no cover - only called when a != b
-
-
-def training_rows(metrics: pd.DataFrame) -> pd.DataFrame:
-    """The evaluations of the training weights (without the kept policy's final row)."""
-    return metrics[metrics["policy"] != "kept"] if "policy" in metrics else metrics
-
-
-def steps_to_threshold(metrics: pd.DataFrame, threshold: float = 475.0) -> float:
-    """First ``env_steps`` at which the training weights' ``return_mean >= threshold``, or NaN if never."""
-    metrics = training_rows(metrics)
-    hit = metrics.loc[metrics["return_mean"] >= threshold, "env_steps"]
-    return float(hit.iloc[0]) if len(hit) else float("nan")
