@@ -474,17 +474,17 @@ def test_operation_counts_per_phase_equal_hand_counts_exactly():
 
     # An evaluation: counted in its own phase; inference only (no trace or weight updates).
     marks = []
-    original = agent._measured_run
+    original = agent.loop.run
 
-    def measured(periods, values, active, phase):
+    def run(periods, values=None, active=None):
         marks.append(spikes_now())
-        records = original(periods, values, active, phase)
+        records = original(periods, values, active=active)
         marks.append(spikes_now())
         return records
 
-    agent._measured_run = measured
+    agent.loop.run = run
     agent.interact(EnvLoop(EnvironmentWrapper(), seed=5), max_episodes=1, explore=False, learn=False)
-    agent._measured_run = original
+    agent.loop.run = original
     eval_periods = agent.periods_by_phase()["evaluation"]
     expected_eval = OperationCounts()
     for before, after in zip(marks[::2], marks[1::2]):
