@@ -137,14 +137,15 @@ class Real:
             }
             env_loop.abandon_episode()  # a cycle's real phase starts a new episode (with the next seed)
             agent.transitions.new_episode()
+        counted = [env_loop.env_steps]  # a gymnasium part steps env_loop during the run itself
 
         def counter(records: dict[str, RunRecord]) -> int:
-            before = env_loop.env_steps
             record = records[agent.env_part.prefix]
             account(agent, env_loop, record)
             agent.transitions.keep(record)
             check_sampler(agent, env_loop.env_steps)
-            return env_loop.env_steps - before
+            ran, counted[0] = env_loop.env_steps - counted[0], env_loop.env_steps
+            return ran
 
         run_phase(agent, Phase("real", agent.real_parts(), values, steps, counter))
 
