@@ -74,6 +74,8 @@ class SpikingActorCritic(BaseAgent):
     """
 
     name = "spiking_actor_critic"
+    #: The phases of training and evaluation (:mod:`nmbrl_brian.training.phases`).
+    schedule = phases.MODEL_FREE
 
     def __init__(
         self,
@@ -124,9 +126,6 @@ class SpikingActorCritic(BaseAgent):
         """The training environment loop (the environment part is bound to it again after an evaluation)."""
         self.transitions = TransitionLog(obs_dim, meta={"env_id": env_id, "source": "training"})
         self.meter = EnergyMeter()
-
-    #: The phases of training and evaluation (:mod:`nmbrl_brian.training.phases`).
-    schedule = phases.MODEL_FREE
 
     def _build_loop(self, build_dir) -> ClosedLoop:
         """The closed loop of this agent (subclasses add parts: a dream, a world model)."""
