@@ -62,7 +62,7 @@ def measure(task: dict) -> dict:
     from nmbrl_brian.config import load_config
     from nmbrl_brian.devices import select_device
     from nmbrl_brian.envs import EnvironmentWrapper
-    from nmbrl_brian.training.env_loop import EnvLoop
+    from nmbrl_brian.envs.env_loop import EnvLoop
     from nmbrl_brian.training.run import build_agent
 
     device = "runtime" if task["device"] in ("numpy", "cython") else task["device"]

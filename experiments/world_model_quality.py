@@ -55,12 +55,12 @@ import pandas as pd
 from nmbrl_brian.config import load_config
 from nmbrl_brian.devices import reset_device, select_device
 from nmbrl_brian.envs import EnvironmentWrapper
+from nmbrl_brian.envs.env_loop import EnvLoop
 from nmbrl_brian.errors import ConfigError
 from nmbrl_brian.experiment_tools import check_common_args, experiment_parser, parallel_map, run_main
 from nmbrl_brian.plotting import save_figure
 from nmbrl_brian.results import write_csv_atomic
 from nmbrl_brian.training.actor_critic_trainer import evaluation_seed
-from nmbrl_brian.training.env_loop import EnvLoop
 from nmbrl_brian.training.run import build_agent
 from nmbrl_brian.world_models import LinearWorldModel, MLPWorldModel, collect_transitions
 from nmbrl_brian.world_models.baselines import MLPModelConfig

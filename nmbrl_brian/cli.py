@@ -129,7 +129,7 @@ def _cmd_run(args) -> int:
         run_dir = run_training(config, out=args.out or "results", allow_env_import=args.allow_env_import)
     import pandas as pd
 
-    from nmbrl_brian.training.actor_critic_trainer import steps_to_threshold, training_rows
+    from nmbrl_brian.training.metrics import steps_to_threshold, training_rows
 
     metrics = pd.read_csv(run_dir / "metrics.csv")
     current = training_rows(metrics)

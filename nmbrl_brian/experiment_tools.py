@@ -17,10 +17,27 @@ from typing import Any
 
 import pandas as pd
 
-from nmbrl_brian.config import RunConfig, load_config, load_config_json
+from nmbrl_brian.config import load_config
 from nmbrl_brian.errors import ConfigError, DeviceError
-from nmbrl_brian.training.actor_critic_trainer import CHECKPOINT_FILE, steps_to_threshold
-from nmbrl_brian.training.run import resume_training, run_training
+from nmbrl_brian.training.metrics import steps_to_threshold, summarise_seeds
+from nmbrl_brian.training.run import find_run, run_finished, train_or_resume
+
+# Re-exported for the experiment scripts: these live in product modules (the sweep uses them too).
+__all__ = [
+    "check_common_args",
+    "experiment_parser",
+    "find_run",
+    "median_steps",
+    "parallel_map",
+    "print_headline",
+    "run_finished",
+    "run_main",
+    "run_seeds",
+    "steps_to_threshold",
+    "summarise_seeds",
+    "tidy_tables",
+    "train_or_resume",
+]
 
 
 def experiment_parser(description: str) -> argparse.ArgumentParser:
@@ -71,18 +88,6 @@ def print_headline(figures: dict[str, Any]) -> None:
     print(" ".join(f"{k}={fmt(v)}" for k, v in figures.items()), flush=True)
 
 
-def run_finished(run_dir: Path, config: RunConfig) -> bool:
-    """Whether ``run_dir`` holds a finished run of ``config`` (metrics up to its last step, and its figure)."""
-    metrics = run_dir / "metrics.csv"
-    if not metrics.is_file() or not (run_dir / "learning_curve.png").is_file():
-        return False
-    table = pd.read_csv(metrics)
-    if int(table["env_steps"].max()) >= config.total_env_steps:
-        return True
-    current = table[table["policy"] != "kept"] if "policy" in table else table
-    return bool(len(current)) and float(current["return_mean"].iloc[-1]) >= config.stop_at_return
-
-
 def parallel_map(
     fn: Callable[[Any], Any], items: Sequence[Any], workers: int = 1, *, isolate: bool = False
 ) -> list[Any]:
@@ -104,29 +109,6 @@ def parallel_map(
     pool_kw = {"max_tasks_per_child": 1} if isolate else {}
     with ProcessPoolExecutor(max_workers=min(workers, len(items)), mp_context=context, **pool_kw) as pool:
         return list(pool.map(fn, items))
-
-
-def find_run(config: RunConfig, runs_root: Path) -> Path | None:
-    """The newest run folder under ``runs_root`` whose ``config.json`` equals ``config`` (None if none)."""
-    previous = sorted(runs_root.glob(f"{config.run_name_stem}__*")) if runs_root.is_dir() else []
-    previous = [
-        p for p in previous if (p / "config.json").is_file() and load_config_json(p / "config.json") == config
-    ]
-    return previous[-1] if previous else None
-
-
-def train_or_resume(config: RunConfig, runs_root: Path) -> Path:
-    """Return the finished run of ``config`` under ``runs_root``, resuming or starting it as needed.
-
-    A previous run counts when its ``config.json`` equals ``config``; the newest one is used
-    (:func:`find_run`).
-    """
-    run_dir = find_run(config, runs_root)
-    if run_dir is not None and run_finished(run_dir, config):
-        return run_dir
-    if run_dir is not None and (run_dir / CHECKPOINT_FILE).is_file():
-        return resume_training(run_dir)
-    return run_training(config, out=runs_root)
 
 
 def run_seeds(
@@ -163,28 +145,6 @@ def run_seeds(
     configs = [load_config(config_path, overrides, seed=s) for s in range(seeds)]  # validate all first
     run_dirs = parallel_map(functools.partial(train_or_resume, runs_root=runs_root), configs, workers)
     return pd.concat([pd.read_csv(run_dir / "metrics.csv") for run_dir in run_dirs], ignore_index=True)
-
-
-def summarise_seeds(metrics: pd.DataFrame, threshold: float = 475.0) -> pd.DataFrame:
-    """Per seed: first env steps with evaluation mean >= ``threshold`` (NaN if never), best and final
-    return of the training weights, the kept policy's return (best weights, re-evaluated), wall time."""
-    rows = []
-    for seed, df in metrics.groupby("seed"):
-        df = df.sort_values("env_steps", kind="stable")
-        kept = df[df["policy"] == "kept"] if "policy" in df else df.iloc[:0]
-        current = df[df["policy"] != "kept"] if "policy" in df else df
-        rows.append(
-            {
-                "seed": seed,
-                "steps_to_threshold": steps_to_threshold(current, threshold),
-                "best_return_mean": current["return_mean"].max(),
-                "final_return_mean": current["return_mean"].iloc[-1],
-                "kept_return_mean": kept["return_mean"].iloc[-1] if len(kept) else float("nan"),
-                "env_steps": int(current["env_steps"].max()),
-                "wall_s": current["wall_s"].max(),
-            }
-        )
-    return pd.DataFrame(rows)
 
 
 def tidy_tables(

@@ -19,7 +19,7 @@ Grid file (TOML)::
     network.sparse_eps = [1e-6, 1e-3]
 
 Every run trains (or resumes) in its own results folder under ``OUT/runs/<point>/`` through
-:func:`~nmbrl_brian.experiment_tools.train_or_resume`, with its output in ``sweep.log`` there.
+:func:`~nmbrl_brian.training.run.train_or_resume`, with its output in ``sweep.log`` there.
 A run that fails is recorded with its error and does not stop the others; a run already
 finished (same config) is not trained again, so re-running the command continues a sweep and
 retries its failed runs. The runs are merged into ``OUT/sweep.parquet`` (``sweep.csv`` when
@@ -230,7 +230,7 @@ def load_grid(path: str | Path) -> Grid:
 def summarise_run(run_dir: Path, out: Path) -> dict[str, Any]:
     """The sweep-table fields of a finished run folder (returns, steps to 475, energy, wall time)."""
     from nmbrl_brian.energy import training_joules
-    from nmbrl_brian.experiment_tools import summarise_seeds
+    from nmbrl_brian.training.metrics import summarise_seeds
 
     summary = summarise_seeds(pd.read_csv(run_dir / "metrics.csv")).iloc[0]
     row: dict[str, Any] = {
@@ -264,7 +264,7 @@ def run_point(point: SweepPoint, out: str) -> dict[str, Any]:
     (:func:`summarise_run`), or ``status = "failed"`` with the error on any exception.
     """
     from nmbrl_brian.devices import reset_device
-    from nmbrl_brian.experiment_tools import train_or_resume
+    from nmbrl_brian.training.run import train_or_resume
 
     root = Path(out) / "runs" / point.key
     root.mkdir(parents=True, exist_ok=True)
@@ -469,8 +469,8 @@ def run_sweep(
         missing dask or an unreachable scheduler. A failing run raises nothing: its row says
         ``failed`` with the error.
     """
-    from nmbrl_brian.experiment_tools import find_run, run_finished
     from nmbrl_brian.training.callbacks import progress_enabled
+    from nmbrl_brian.training.run import find_run, run_finished
 
     grid = grid if isinstance(grid, Grid) else load_grid(grid)
     if workers is not None and scheduler is not None:

@@ -23,9 +23,9 @@ from nmbrl_brian.checkpoints import (
 )
 from nmbrl_brian.config import load_config
 from nmbrl_brian.envs import EnvironmentWrapper
+from nmbrl_brian.envs.env_loop import EnvLoop
 from nmbrl_brian.errors import CheckpointError
 from nmbrl_brian.training.actor_critic_trainer import CHECKPOINT_FILE
-from nmbrl_brian.training.env_loop import EnvLoop
 from nmbrl_brian.training.run import resume_training, run_training
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,8 +11,8 @@ import pytest
 from nmbrl_brian.agents import AgentConfig, DenseActorCritic, DenseNetworkConfig
 from nmbrl_brian.encoding import EncodingConfig
 from nmbrl_brian.envs import EnvironmentWrapper
+from nmbrl_brian.envs.env_loop import EnvLoop
 from nmbrl_brian.errors import ConfigError
-from nmbrl_brian.training.env_loop import EnvLoop
 
 GAMMA, LAM, ACTOR_LR, CRITIC_LR = 0.9, 0.5, 0.1, 0.2
 WC, BC = np.array([0.5, -0.2]), 0.1
@@ -238,7 +238,7 @@ def test_operation_counts_follow_the_work_done():
     from nmbrl_brian.agents.dense_actor_critic import DenseActorCritic, DenseNetworkConfig
     from nmbrl_brian.encoding import EncodingConfig
     from nmbrl_brian.envs import EnvironmentWrapper
-    from nmbrl_brian.training.env_loop import EnvLoop
+    from nmbrl_brian.envs.env_loop import EnvLoop
 
     env = EnvironmentWrapper()
     agent = DenseActorCritic(

@@ -8,8 +8,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from nmbrl_brian.envs import EnvironmentWrapper, WorldModelEnv
+from nmbrl_brian.envs.env_loop import EnvLoop
 from nmbrl_brian.errors import ConfigError
-from nmbrl_brian.training.env_loop import EnvLoop
 
 
 def test_wrapper_contract():

@@ -91,3 +91,31 @@ def test_cycle_runs_under_cpp_standalone_from_one_build(tmp_path):
     assert np.isfinite(current["return_mean"]).all() and (current["return_mean"] >= 8).all()
     binaries = list(run_dir.rglob("main"))
     assert len(binaries) == 1, f"one standalone project per run, found {binaries}"
+
+
+def test_stored_real_transitions_start_a_new_episode_at_every_cycle(tmp_path):
+    """A cycle's real phase abandons the episode in progress: the stored transitions give the next
+    real step a new episode id, so no episode id holds two episodes (time steps 0, 1, 2, ... and
+    each observation the previous next observation)."""
+    from nmbrl_brian.checkpoints import read_checkpoint
+    from nmbrl_brian.training.actor_critic_trainer import CHECKPOINT_KIND
+
+    config = tiny_config("linear", "total_env_steps=120", "eval_every=30", "checkpoint_every=30")
+    run_dir = run_training(config, out=tmp_path)
+    state = read_checkpoint(run_dir / "checkpoint.npz", kind=CHECKPOINT_KIND)
+    data = {k: np.asarray(v) for k, v in state["agent"]["real_transitions"].items()}
+    episode, timestep = data["episode"], data["timestep"]
+    assert len(episode) == 120
+    boundaries = [30, 60, 90]
+    ends = data["terminated"] | data["truncated"]
+    assert not ends[[b - 1 for b in boundaries]].all(), "no cycle ended mid-episode: the test shows nothing"
+    for b in boundaries:
+        assert episode[b] != episode[b - 1] and timestep[b] == 0, f"cycle boundary at step {b} kept the episode id"
+    for e in np.unique(episode):
+        rows = np.flatnonzero(episode == e)
+        assert (np.diff(rows) == 1).all(), f"episode {e} is not contiguous"
+        assert timestep[rows].tolist() == list(range(len(rows))), f"episode {e}: time steps not 0, 1, 2, ..."
+        np.testing.assert_array_equal(
+            data["obs"][rows[1:]], data["next_obs"][rows[:-1]], err_msg=f"episode {e} joins two episodes"
+        )
+    assert np.all(np.diff(np.unique(episode)) == 1), "episode ids count up by one"

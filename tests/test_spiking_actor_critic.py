@@ -14,8 +14,6 @@ import brian2
 import numpy as np
 import pytest
 from brian2 import Network, NeuronGroup, StateMonitor, TimedArray, linked_var, ms
-from nmbrl_brian.equations import actor_critic as ac_eqs
-from nmbrl_brian.equations import environment as env_eqs
 from scipy import stats
 
 from nmbrl_brian.agents.config import AgentConfig
@@ -25,12 +23,14 @@ from nmbrl_brian.devices import select_device
 from nmbrl_brian.encoding import EncodingConfig
 from nmbrl_brian.energy import OperationCounts
 from nmbrl_brian.envs import EnvironmentWrapper
+from nmbrl_brian.envs.env_loop import EnvLoop
+from nmbrl_brian.equations import actor_critic as ac_eqs
+from nmbrl_brian.equations import environment as env_eqs
 from nmbrl_brian.errors import ConfigError
 from nmbrl_brian.loop import ClosedLoop
 from nmbrl_brian.parts import ActorCriticPart, GymnasiumPart
 from nmbrl_brian.parts.agent import uniform_stream
 from nmbrl_brian.snn.config import SpikingNetworkConfig
-from nmbrl_brian.training.env_loop import EnvLoop
 from nmbrl_brian.world_models.base import BaseWorldModel
 
 CONFIGS = Path(__file__).resolve().parents[1] / "nmbrl_brian" / "configs"
@@ -474,17 +474,17 @@ def test_operation_counts_per_phase_equal_hand_counts_exactly():
 
     # An evaluation: counted in its own phase; inference only (no trace or weight updates).
     marks = []
-    original = agent._measured_run
+    original = agent.loop.run
 
-    def measured(periods, values, active, phase):
+    def run(periods, values=None, active=None):
         marks.append(spikes_now())
-        records = original(periods, values, active, phase)
+        records = original(periods, values, active=active)
         marks.append(spikes_now())
         return records
 
-    agent._measured_run = measured
+    agent.loop.run = run
     agent.interact(EnvLoop(EnvironmentWrapper(), seed=5), max_episodes=1, explore=False, learn=False)
-    agent._measured_run = original
+    agent.loop.run = original
     eval_periods = agent.periods_by_phase()["evaluation"]
     expected_eval = OperationCounts()
     for before, after in zip(marks[::2], marks[1::2]):

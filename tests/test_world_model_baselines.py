@@ -119,7 +119,7 @@ def test_collection_with_an_agent_and_time_limit():
             self.calls.append(explore)
             return len(self.calls) % 2
 
-        def observe(self, *args):
+        def interact(self, loop, **kwargs):
             pass
 
         def state_dict(self):

@@ -1,10 +1,10 @@
 """The agent interface shared by the dense baseline and the spiking actor-critic.
 
-An agent chooses actions (:meth:`BaseAgent.act`) and learns online from the
-transitions it sees (:meth:`BaseAgent.observe`). The interaction loop itself is
-:meth:`BaseAgent.interact`: the default is a plain Python loop over ``act`` and
-``observe``; a spiking agent overrides it to run the environment inside its Brian2
-network through a ``network_operation``.
+An agent chooses actions (:meth:`BaseAgent.act`) and runs in an environment loop
+(:meth:`BaseAgent.interact`): the dense baseline learns in a plain Python loop over
+``act`` and its own ``observe``; the spiking agent runs the environment and its learning
+inside its Brian2 network (one :class:`~nmbrl_brian.loop.ClosedLoop`, as the phases of
+:mod:`nmbrl_brian.training.phases`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from nmbrl_brian.checkpoints import read_checkpoint, write_checkpoint
 from nmbrl_brian.errors import CheckpointError, check_finite
 
 if TYPE_CHECKING:  # pragma: no cover
-    from nmbrl_brian.training.env_loop import EnvLoop
+    from nmbrl_brian.envs.env_loop import EnvLoop
 
 
 class BaseAgent(ABC):
@@ -45,31 +45,7 @@ class BaseAgent(ABC):
             The chosen action.
         """
 
-    def begin_episode(self, obs: np.ndarray) -> None:
-        """Learning hook called with the first observation of every episode."""
-
     @abstractmethod
-    def observe(
-        self,
-        obs: np.ndarray,
-        action: int,
-        reward: float,
-        next_obs: np.ndarray,
-        terminated: bool,
-        truncated: bool,
-    ) -> None:
-        """Learning hook called after every transition taken with ``explore=True``.
-
-        Parameters
-        ----------
-        obs, action, reward, next_obs : array, int, float, array
-            The transition.
-        terminated : bool
-            The episode ended in a terminal state: the target is ``reward`` alone.
-        truncated : bool
-            The episode was cut off by a time limit: bootstrap from ``next_obs``.
-        """
-
     def interact(
         self,
         loop: EnvLoop,
@@ -92,21 +68,8 @@ class BaseAgent(ABC):
         explore : bool
             Sample actions (True) or act greedily (False).
         learn : bool
-            Call :meth:`observe` after every transition.
+            Learn from the transitions (False: evaluation, which leaves the agent unchanged).
         """
-        steps = 0
-        episodes_at_start = loop.episodes
-        while (max_steps is None or steps < max_steps) and (
-            max_episodes is None or loop.episodes - episodes_at_start < max_episodes
-        ):
-            if loop.at_episode_start:
-                self.begin_episode(loop.obs)
-            obs = loop.obs
-            action = self.act(obs, explore=explore)
-            t = loop.step(action)
-            if learn:
-                self.observe(obs, action, t.reward, t.next_obs, t.terminated, t.truncated)
-            steps += 1
 
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:

@@ -49,6 +49,7 @@ from nmbrl_brian.agents.base import BaseAgent
 from nmbrl_brian.agents.config import AgentConfig
 from nmbrl_brian.encoding import EncodingConfig, PopulationEncoder
 from nmbrl_brian.energy import OperationCounts
+from nmbrl_brian.envs.env_loop import EnvLoop
 from nmbrl_brian.envs.environment_wrapper import check_spaces
 from nmbrl_brian.errors import ConfigError, DivergenceError
 
@@ -225,7 +226,33 @@ class DenseActorCritic(BaseAgent):
         cdf = np.cumsum(_softmax(logits))
         return int(min(np.searchsorted(cdf, self.rng.random() * cdf[-1], side="right"), self.n_actions - 1))
 
+    def interact(
+        self,
+        loop: EnvLoop,
+        *,
+        max_steps: int | None = None,
+        max_episodes: int | None = None,
+        explore: bool = True,
+        learn: bool = True,
+    ) -> None:
+        """A Python loop over :meth:`act`, ``loop.step`` and (``learn``) :meth:`observe`, with
+        :meth:`begin_episode` at every episode start; see :meth:`BaseAgent.interact`."""
+        steps = 0
+        episodes_at_start = loop.episodes
+        while (max_steps is None or steps < max_steps) and (
+            max_episodes is None or loop.episodes - episodes_at_start < max_episodes
+        ):
+            if loop.at_episode_start:
+                self.begin_episode(loop.obs)
+            obs = loop.obs
+            action = self.act(obs, explore=explore)
+            t = loop.step(action)
+            if learn:
+                self.observe(obs, action, t.reward, t.next_obs, t.terminated, t.truncated)
+            steps += 1
+
     def begin_episode(self, obs: np.ndarray) -> None:
+        """Clear the eligibility traces (called with the first observation of every episode)."""
         self.trace_critic.fill(0.0)
         self.trace_actor.fill(0.0)
 
@@ -238,6 +265,11 @@ class DenseActorCritic(BaseAgent):
         terminated: bool,
         truncated: bool,
     ) -> None:
+        """Learn from one transition: TD(lambda) actor and critic updates (see the module docstring).
+
+        ``terminated``: the target is ``reward`` alone; ``truncated`` (a time limit):
+        bootstrap from ``next_obs``.
+        """
         cfg = self.agent_config
         x = self.features(obs)
         h, value, logits = self._forward(x)

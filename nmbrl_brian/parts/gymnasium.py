@@ -14,13 +14,13 @@ from collections.abc import Sequence
 import numpy as np
 from brian2 import NetworkOperation, Quantity
 
+from nmbrl_brian.envs.env_loop import EnvLoop
 from nmbrl_brian.equations import environment as env_eqs
 from nmbrl_brian.parts.base import EnvironmentPart
-from nmbrl_brian.training.env_loop import EnvLoop
 
 
 class GymnasiumPart(EnvironmentPart):
-    """One :class:`~nmbrl_brian.training.env_loop.EnvLoop` per copy, stepped from inside the network.
+    """One :class:`~nmbrl_brian.envs.env_loop.EnvLoop` per copy, stepped from inside the network.
 
     The loops (any :class:`~nmbrl_brian.world_models.base.BaseWorldModel`: the real
     environment or a Python world model) are given with :meth:`bind` before a run; an

@@ -1,9 +1,11 @@
-"""The actor-critic training loop: collect experience, evaluate, log; learning is online.
+"""The actor-critic training loop: run the agent's schedule of phases, evaluate, log.
 
-``learn()`` advances the agent through :meth:`BaseAgent.interact` in chunks that end
-at evaluations and at the points callbacks ask for (checkpoints). Evaluation runs
-``eval_episodes`` greedy episodes on a separate environment whose seeds never
-overlap the training seeds. The whole state of the loop (agent, environment,
+``learn()`` runs the training phases of the agent's schedule
+(:func:`~nmbrl_brian.training.phases.schedule_for`: model-free ``[Real]``, model-based
+``[Real, LearnModel, Dream]``, an agent that learns in Python :meth:`BaseAgent.interact`) once
+per chunk; chunks end at evaluations and at the points callbacks ask for (checkpoints).
+The Evaluate phase runs ``eval_episodes`` greedy episodes on a separate environment whose
+seeds never overlap the training seeds. The whole state of the loop (agent, environment,
 counters, metrics) is checkpointed as data (:mod:`nmbrl_brian.checkpoints`) so an
 interrupted run resumes exactly.
 
@@ -27,9 +29,11 @@ import pandas as pd
 from nmbrl_brian.agents.base import BaseAgent
 from nmbrl_brian.checkpoints import read_checkpoint, write_checkpoint
 from nmbrl_brian.config import RESUME_OVERRIDES, RunConfig, from_dict
+from nmbrl_brian.envs.env_loop import EnvLoop
 from nmbrl_brian.errors import CheckpointError, ConfigError, DivergenceError
-from nmbrl_brian.training.callbacks import Callback, metrics_frame
-from nmbrl_brian.training.env_loop import EnvLoop
+from nmbrl_brian.training.callbacks import Callback
+from nmbrl_brian.training.metrics import metrics_frame
+from nmbrl_brian.training.phases import schedule_for
 from nmbrl_brian.world_models.base import BaseWorldModel
 
 CHECKPOINT_FILE = "checkpoint.npz"
@@ -76,6 +80,8 @@ class ActorCriticTrainer:
     ):
         self.config = config
         self.agent = agent
+        self.schedule = schedule_for(agent)
+        """The phases the trainer runs (:mod:`nmbrl_brian.training.phases`)."""
         self.eval_env = eval_env
         self.run_dir = Path(run_dir)
         self.callbacks = list(callbacks)
@@ -131,7 +137,7 @@ class ActorCriticTrainer:
             self._evaluate()
         while self.env_steps < cfg.total_env_steps and not self.reached_stop_return():
             start = time.perf_counter()
-            self.agent.interact(self.loop, max_steps=self._next_pause() - self.env_steps)
+            self.schedule.train(self.agent, self.loop, self._next_pause() - self.env_steps)
             self.wall_s += time.perf_counter() - start
             if self._evaluation_due():
                 self._evaluate()
@@ -222,7 +228,7 @@ class ActorCriticTrainer:
             seed = evaluation_seed(self.config.seed, self.eval_index, self.config.eval_episodes)
         returns: list[float] = []
         loop = EnvLoop(self.eval_env, seed=seed, on_episode_end=lambda ret, length: returns.append(ret))
-        self.agent.interact(loop, max_episodes=episodes, explore=False, learn=False)
+        self.schedule.evaluate(self.agent, loop, episodes, explore=False)
         return np.asarray(returns[:episodes])
 
     def _evaluate(self) -> None:
@@ -343,15 +349,3 @@ def _first_difference(a: dict, b: dict, prefix: str = "") -> str:
         elif a.get(key) != b.get(key):
             return f"{prefix}{key}"
     return prefix.rstrip(".") or "?"  # pragma: no cover - only called when a != b
-
-
-def training_rows(metrics: pd.DataFrame) -> pd.DataFrame:
-    """The evaluations of the training weights (without the kept policy's final row)."""
-    return metrics[metrics["policy"] != "kept"] if "policy" in metrics else metrics
-
-
-def steps_to_threshold(metrics: pd.DataFrame, threshold: float = 475.0) -> float:
-    """First ``env_steps`` at which the training weights' ``return_mean >= threshold``, or NaN if never."""
-    metrics = training_rows(metrics)
-    hit = metrics.loc[metrics["return_mean"] >= threshold, "env_steps"]
-    return float(hit.iloc[0]) if len(hit) else float("nan")

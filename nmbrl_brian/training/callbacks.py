@@ -16,6 +16,7 @@ import pandas as pd
 
 from nmbrl_brian.plotting import plot_learning_curve, save_figure
 from nmbrl_brian.results import write_csv_atomic
+from nmbrl_brian.training.metrics import training_rows
 
 if TYPE_CHECKING:  # pragma: no cover
     from nmbrl_brian.training.actor_critic_trainer import ActorCriticTrainer
@@ -93,8 +94,6 @@ class MetricsWriter(Callback):
     def on_training_end(self, trainer: ActorCriticTrainer) -> None:
         df = trainer.metrics
         write_csv_atomic(df, self.run_dir / "metrics.csv")
-        from nmbrl_brian.training.actor_critic_trainer import training_rows
-
         ax = plot_learning_curve(training_rows(df), label=trainer.config.run_name_stem)
         ax.axhline(475, ls="--", color="grey", lw=1)
         save_figure(ax, self.run_dir / "learning_curve.png")
@@ -123,17 +122,6 @@ class Checkpointer(Callback):
 
     def on_training_end(self, trainer: ActorCriticTrainer) -> None:
         trainer.save_checkpoint()
-
-
-def metrics_frame(rows: list[dict]) -> pd.DataFrame:
-    """The tidy metrics table of a run (columns :data:`~nmbrl_brian.results.METRIC_COLUMNS` first)."""
-    from nmbrl_brian.results import METRIC_COLUMNS
-
-    df = pd.DataFrame(rows)
-    if df.empty:
-        return pd.DataFrame(columns=list(METRIC_COLUMNS))
-    extra = [c for c in df.columns if c not in METRIC_COLUMNS]
-    return df[list(METRIC_COLUMNS) + extra]
 
 
 class EnergyReport(Callback):

@@ -7,6 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from nmbrl_brian.agents.base import BaseAgent
 from nmbrl_brian.checkpoints import read_checkpoint_meta
 from nmbrl_brian.config import RESUME_OVERRIDES, RunConfig, apply_resume_overrides, load_config_json
@@ -189,3 +191,38 @@ def resume_training(
         config.to_json(run_dir / "config.json")
     _learn(trainer)
     return run_dir
+
+
+def run_finished(run_dir: Path, config: RunConfig) -> bool:
+    """Whether ``run_dir`` holds a finished run of ``config`` (metrics up to its last step, and its figure)."""
+    metrics = run_dir / "metrics.csv"
+    if not metrics.is_file() or not (run_dir / "learning_curve.png").is_file():
+        return False
+    table = pd.read_csv(metrics)
+    if int(table["env_steps"].max()) >= config.total_env_steps:
+        return True
+    current = table[table["policy"] != "kept"] if "policy" in table else table
+    return bool(len(current)) and float(current["return_mean"].iloc[-1]) >= config.stop_at_return
+
+
+def find_run(config: RunConfig, runs_root: Path) -> Path | None:
+    """The newest run folder under ``runs_root`` whose ``config.json`` equals ``config`` (None if none)."""
+    previous = sorted(runs_root.glob(f"{config.run_name_stem}__*")) if runs_root.is_dir() else []
+    previous = [
+        p for p in previous if (p / "config.json").is_file() and load_config_json(p / "config.json") == config
+    ]
+    return previous[-1] if previous else None
+
+
+def train_or_resume(config: RunConfig, runs_root: Path) -> Path:
+    """Return the finished run of ``config`` under ``runs_root``, resuming or starting it as needed.
+
+    A previous run counts when its ``config.json`` equals ``config``; the newest one is used
+    (:func:`find_run`).
+    """
+    run_dir = find_run(config, runs_root)
+    if run_dir is not None and run_finished(run_dir, config):
+        return run_dir
+    if run_dir is not None and (run_dir / CHECKPOINT_FILE).is_file():
+        return resume_training(run_dir)
+    return run_training(config, out=runs_root)

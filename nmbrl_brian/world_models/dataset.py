@@ -25,7 +25,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -430,14 +430,20 @@ def _action_rng(seed: int, episode: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(episode), 1])
 
 
+@runtime_checkable
+class Actor(Protocol):
+    """Anything that chooses actions like an agent (:class:`~nmbrl_brian.agents.base.BaseAgent` is one)."""
+
+    def act(self, obs: np.ndarray, *, explore: bool = True) -> int:
+        """Choose an action for ``obs`` (sampled if ``explore``, else greedy)."""
+
+
 def _make_actor(
     policy: PolicyLike, n_actions: int, explore: bool
 ) -> Callable[[np.ndarray, np.random.Generator], int]:
-    from nmbrl_brian.agents.base import BaseAgent
-
     if policy is None:
         return lambda obs, rng: int(rng.integers(n_actions))
-    if isinstance(policy, BaseAgent):
+    if isinstance(policy, Actor):
         return lambda obs, rng: int(policy.act(obs, explore=explore))
     if callable(policy):
         return lambda obs, rng: int(policy(obs))
