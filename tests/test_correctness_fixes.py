@@ -24,7 +24,7 @@ from nmbrl_brian.parts import CartPolePart
 from nmbrl_brian.parts.dream import DreamPart, PerfectCartPole
 from nmbrl_brian.parts.switch import EnvironmentSwitch
 from nmbrl_brian.results import atomic_write, write_csv_atomic
-from nmbrl_brian.training.env_loop import EnvLoop
+from nmbrl_brian.envs.env_loop import EnvLoop
 from nmbrl_brian.training.run import build_agent
 from nmbrl_brian.world_models.termination import CartPoleTermination
 
