@@ -43,16 +43,18 @@ def gym_reset(seed: int) -> np.ndarray:
     return gym.make("CartPole-v1").reset(seed=seed)[0].astype(float)
 
 
-def recording(agent) -> list:
-    """Every RunRecord of the agent's real environment, as the trainer accounts them."""
+def recording(monkeypatch) -> list:
+    """Every RunRecord of the agent's real environment, as the phases account them."""
+    from nmbrl_brian.training import phases
+
     records: list = []
-    account = agent._account
+    account = phases.account
 
-    def keep(loop, record):
+    def keep(agent, loop, record):
         records.append(record)
-        return account(loop, record)
+        return account(agent, loop, record)
 
-    agent._account = keep
+    monkeypatch.setattr(phases, "account", keep)
     return records
 
 
@@ -68,7 +70,7 @@ def episode_starts(records) -> np.ndarray:
 # C1, C2: a fresh loop or phase starts with a seeded reset; evaluation episode k uses seed base + k
 
 
-def test_first_episodes_start_from_their_seeded_resets():
+def test_first_episodes_start_from_their_seeded_resets(monkeypatch):
     """Model-based agent (real CartPole equations behind the switch): the first training episode
     starts from gymnasium's reset(seed), not from the all-zero state; evaluation episode k starts
     from reset(base + k), at step 0 and again after training (no stale reset counter)."""
@@ -76,7 +78,7 @@ def test_first_episodes_start_from_their_seeded_resets():
     config = load_config(CONFIGS / "cartpole_mbrl.toml", [*MB_TINY, "model_based.model=linear"])
     env = EnvironmentWrapper()
     agent = build_agent(config, env.observation_space, env.action_space)
-    records = recording(agent)
+    records = recording(monkeypatch)
 
     agent.interact(EnvLoop(env, seed=1000), max_episodes=4, learn=False)
     expected = np.array([gym_reset(1000 + k) for k in range(4)])
