@@ -161,8 +161,8 @@ def per_seed_table(metrics: dict[str, pd.DataFrame], curves: pd.DataFrame, profi
                         "agent": agent,
                         "seed": int(seed),
                         "profile": profile,
-                        "steps_to_475": steps,
                         "joules_to_475": float(at["joules"].iloc[0]) if len(at) else float("nan"),
+                        "steps_to_475": steps,
                         "wall_s_to_475": wall,
                         "final_return": float(current["return_mean"].iloc[-1]),
                         "final_env_steps": int(current["env_steps"].iloc[-1]),
@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
                 for agent in ("spiking", "model_based")
             ],
             ignore_index=True,
-        )
+        )[["agent", "profile", "nj_per_decision", "nj_per_learning_step"]]
         write_csv_atomic(per_decision, out / "per_decision.csv")
         draw(curves, out)
 
