@@ -25,7 +25,9 @@ Protocol: the model-free agents are evaluated every 100 real steps up to 2,000 a
 500 after (as ``sample_efficiency.py``). No run stops at 475 (``stop_at_return=inf``): each
 runs its whole budget, and ``final_return`` is its last evaluation. To 475: at the first
 evaluation with a mean of at least 475, the real steps, the training energy on every profile
-of ``energy_profiles.toml`` (all phases but evaluation, from the run's ``energy_curve.csv``)
+of ``energy_profiles.toml`` (all phases but evaluation, from the run's ``energy_curve.csv``;
+the dense twin counts its greedy evaluations in its one ``training`` phase, so they are taken
+out at the price of its first, pre-training evaluation per decision: :func:`without_evaluations`)
 and the ``wall_s`` of the run's ``metrics.csv`` (the time spent in the training phases only:
 evaluations, agent construction and -- in cpp_standalone -- the project's compilation, which
 happens at the first evaluation before any training, are not in it). PPO has no energy and
@@ -95,8 +97,14 @@ def plan(quick: bool, device: str | None) -> dict[str, tuple[Path, list[str]]]:
             ),
             "spiking": (
                 CONFIGS / "cartpole_snn.toml",
-                [*small, "total_env_steps=300", "eval_every=500", schedule(300), "checkpoint_every=0",
-                 f"device={device or 'runtime'}"],
+                [
+                    *small,
+                    "total_env_steps=300",
+                    "eval_every=500",
+                    schedule(300),
+                    "checkpoint_every=0",
+                    f"device={device or 'runtime'}",
+                ],
             ),
             "dense": (
                 CONFIGS / "cartpole_dense.toml",
@@ -108,8 +116,13 @@ def plan(quick: bool, device: str | None) -> dict[str, tuple[Path, list[str]]]:
         "model_based": (CONFIGS / "cartpole_mbrl.toml", [never_stop, "total_env_steps=1500"]),
         "spiking": (
             CONFIGS / "cartpole_snn.toml",
-            [*model_free, "total_env_steps=40000", schedule(40_000), f"device={device or 'cpp_standalone'}",
-             "periods_per_run=100"],
+            [
+                *model_free,
+                "total_env_steps=40000",
+                schedule(40_000),
+                f"device={device or 'cpp_standalone'}",
+                "periods_per_run=100",
+            ],
         ),
         "dense": (CONFIGS / "cartpole_dense.toml", [*model_free, "total_env_steps=20000", schedule(20_000)]),
     }
@@ -124,7 +137,8 @@ def read_runs(out: Path, agents, seeds: int) -> tuple[pd.DataFrame, pd.DataFrame
     """Every run's ``energy.csv`` rows and its return beside the training energy and wall time
     spent by each evaluation (:func:`~nmbrl_brian.energy.return_vs_energy`), with ``agent``,
     ``seed`` and ``wall_s`` columns; only seeds ``0..seeds-1``."""
-    from nmbrl_brian.energy import return_vs_energy
+    from nmbrl_brian.config import load_config_json
+    from nmbrl_brian.energy import EVALUATION_PHASE, return_vs_energy
     from nmbrl_brian.training.metrics import training_rows
 
     energy, curves = [], []
@@ -135,10 +149,33 @@ def read_runs(out: Path, agents, seeds: int) -> tuple[pd.DataFrame, pd.DataFrame
             if seed >= seeds:
                 continue
             energy.append(pd.read_csv(run / "energy.csv").assign(agent=agent, seed=seed))
-            curve = return_vs_energy(metrics, pd.read_csv(run / "energy_curve.csv"))
+            raw = pd.read_csv(run / "energy_curve.csv")
+            curve = return_vs_energy(metrics, raw)
+            if EVALUATION_PHASE not in set(raw["phase"]):
+                episodes = load_config_json(run / "config.json").eval_episodes
+                curve = without_evaluations(curve, metrics, episodes)
             wall = metrics[["env_steps", "wall_s"]].drop_duplicates("env_steps", keep="last")
             curves.append(curve.merge(wall, on="env_steps").assign(agent=agent, seed=seed))
     return pd.concat(energy, ignore_index=True), pd.concat(curves, ignore_index=True)
+
+
+def without_evaluations(curve: pd.DataFrame, metrics: pd.DataFrame, episodes: int) -> pd.DataFrame:
+    """The training energy of an agent that counts its greedy evaluations in its one phase (the
+    dense twin: ``training`` holds every forward pass), without them.
+
+    An evaluation of mean return ``R`` over ``episodes`` CartPole episodes takes ``R * episodes``
+    greedy decisions (one reward per step). The first evaluation comes before any training, so
+    its energy over its decisions is the price of one greedy decision on each profile; the
+    evaluations up to each point are removed at that price.
+    """
+    rows = metrics.drop_duplicates("env_steps", keep="last").sort_values("env_steps", kind="stable")
+    if rows.empty or rows["env_steps"].iloc[0] != 0:
+        raise ValueError("without_evaluations: needs the evaluation before training (env_steps 0)")
+    decisions = (rows["return_mean"] * episodes).cumsum()
+    decisions.index = rows["env_steps"].to_numpy()
+    first = curve[curve["env_steps"] == 0].set_index("profile")["joules"] / decisions.loc[0]
+    spent = curve["env_steps"].map(decisions) * curve["profile"].map(first)
+    return curve.assign(joules=(curve["joules"] - spent).clip(lower=0.0))
 
 
 def per_seed_table(metrics: dict[str, pd.DataFrame], curves: pd.DataFrame, profiles) -> pd.DataFrame:
@@ -175,7 +212,9 @@ def per_step(energy: pd.DataFrame, agent: str, phase: str) -> pd.Series:
     """Median over seeds of the joules per period of ``phase`` (per profile), in nJ: one period of
     network time is one decision (and, while learning, one learning step)."""
     rows = energy[(energy.agent == agent) & (energy.phase == phase)]
-    per_seed = rows.groupby(["profile", "seed"]).agg(joules=("joules", "sum"), steps=("phase_periods", "first"))
+    per_seed = rows.groupby(["profile", "seed"]).agg(
+        joules=("joules", "sum"), steps=("phase_periods", "first")
+    )
     per_seed = per_seed[per_seed.steps > 0]
     return (per_seed.joules / per_seed.steps).groupby("profile").median() * 1e9
 
@@ -222,31 +261,31 @@ def run_ppo_timed(seeds: int, out: Path, quick: bool) -> pd.DataFrame:
 
 
 def draw(curves: pd.DataFrame, out: Path) -> None:
-    """``return_vs_joules.png`` (Loihi prices) and ``return_vs_wall_s.png``, one line per agent and seed."""
+    """``return_vs_joules.png`` (Loihi prices) and ``return_vs_wall_s.png``, one line per agent and
+    seed (log x: the evaluation before any training, at 0 J and 0 s, is not drawn)."""
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    ax = None
-    for (agent, seed), rows in curves.groupby(["agent", "seed"], sort=False):
-        ax = plot_return_vs_energy(
-            rows, axes=ax, profile="loihi", label=f"{agent} seed {seed}", color=COLOURS[agent], lw=1
-        )
-    ax.axhline(THRESHOLD, ls="--", color="grey", lw=1)
-    ax.set_xscale("log")
-    ax.set_xlabel("training energy spent, Loihi prices (J)")
-    save_figure(ax, out / "return_vs_joules.png")
+    def finish(ax, xlabel: str, path: Path) -> None:
+        ax.axhline(THRESHOLD, ls="--", color="grey", lw=1)
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("evaluation return (mean over episodes)")
+        agents = list(dict.fromkeys(curves["agent"]))
+        ax.legend([Line2D([], [], color=COLOURS[a], marker=".") for a in agents], agents, fontsize="small")
+        save_figure(ax, path)
 
     _, ax = plt.subplots(figsize=(7, 4.5))
-    wall = curves.drop_duplicates(["agent", "seed", "env_steps"])
-    for (agent, seed), rows in wall.groupby(["agent", "seed"], sort=False):
+    for (agent, _seed), rows in curves[curves.joules > 0].groupby(["agent", "seed"], sort=False):
+        plot_return_vs_energy(rows, axes=ax, profile="loihi", color=COLOURS[agent], lw=1)
+    finish(ax, "training energy spent, Loihi prices (J)", out / "return_vs_joules.png")
+
+    _, ax = plt.subplots(figsize=(7, 4.5))
+    wall = curves[curves.wall_s > 0].drop_duplicates(["agent", "seed", "env_steps"])
+    for (agent, _seed), rows in wall.groupby(["agent", "seed"], sort=False):
         rows = rows.sort_values("env_steps", kind="stable")
-        ax.plot(rows["wall_s"], rows["return_mean"], marker=".", lw=1, color=COLOURS[agent],
-                label=f"{agent} seed {seed}")
-    ax.axhline(THRESHOLD, ls="--", color="grey", lw=1)
-    ax.set_xscale("log")
-    ax.set_xlabel("training wall-clock time spent (s)")
-    ax.set_ylabel("evaluation return (mean over episodes)")
-    ax.legend(fontsize="small")
-    save_figure(ax, out / "return_vs_wall_s.png")
+        ax.plot(rows["wall_s"], rows["return_mean"], marker=".", lw=1, color=COLOURS[agent])
+    finish(ax, "training wall-clock time spent (s)", out / "return_vs_wall_s.png")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -303,8 +342,11 @@ def main(argv: list[str] | None = None) -> int:
 
         loihi = per_seed[per_seed.profile.isin(["loihi", "none"])]
         with pd.option_context("display.width", 200, "display.max_columns", 20):
-            print(loihi.drop(columns="profile").rename(columns={"joules_to_475": "loihi_j_to_475"}).to_string(
-                index=False))
+            print(
+                loihi.drop(columns="profile")
+                .rename(columns={"joules_to_475": "loihi_j_to_475"})
+                .to_string(index=False)
+            )
 
         def median(agent: str, column: str, scale: float = 1.0) -> float:
             rows = loihi[loihi.agent == agent][column].dropna()

@@ -33,7 +33,12 @@ def load_script():
 
 def run_script(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+        [sys.executable, str(SCRIPT), *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
     )
 
 
@@ -49,7 +54,9 @@ def test_learning_cost_quick(tmp_path):
     for key in KEYS[:5]:
         float(figures[key])  # a number or nan
     assert figures["seeds_solved"].endswith("/1") and figures["seeds_final_475"].endswith("/1")
-    assert math.isfinite(float(figures["snn_nj_per_decision_loihi"])), "the spiking agent's decisions cost energy"
+    assert math.isfinite(float(figures["snn_nj_per_decision_loihi"])), (
+        "the spiking agent's decisions cost energy"
+    )
     assert float(figures["snn_nj_per_decision_loihi"]) > 0
     assert any(line.split()[:2] == ["model_based", "0"] for line in lines[:-1]), "a per-seed table is printed"
 
@@ -71,8 +78,15 @@ def test_learning_cost_quick(tmp_path):
     final_steps = per_seed.groupby("agent")["final_env_steps"].first().to_dict()
     assert final_steps == {"dense": 300, "model_based": 200, "spiking": 300}, "each run goes its whole budget"
     summary = pd.read_csv(out / "summary.csv")
-    assert {"agent", "profile", "seeds_solved", "seeds_final_475", "steps_to_475_median",
-            "joules_to_475_median", "wall_s_to_475_median"} <= set(summary.columns)
+    assert {
+        "agent",
+        "profile",
+        "seeds_solved",
+        "seeds_final_475",
+        "steps_to_475_median",
+        "joules_to_475_median",
+        "wall_s_to_475_median",
+    } <= set(summary.columns)
     assert len(summary) == 3 * len(profiles) and (summary["seeds"] == 1).all()
     per_decision = pd.read_csv(out / "per_decision.csv")
     assert list(per_decision.columns) == ["agent", "profile", "nj_per_decision", "nj_per_learning_step"]
@@ -140,3 +154,21 @@ def test_with_peers_without_stable_baselines3(tmp_path):
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "--with-peers" in proc.stderr
     assert not (tmp_path / "x" / "model_based").exists(), "the missing extra is reported before any training"
+
+
+def test_dense_evaluations_are_taken_out_of_its_training_energy():
+    """The dense twin counts its greedy evaluations in its one phase: at 1 J per decision and 10 J per
+    training step, evaluations of means 5, 20, 50 over 2 episodes leave 0, 1000 and 2000 J of training."""
+    script = load_script()
+    metrics = pd.DataFrame({"env_steps": [0, 100, 200], "return_mean": [5.0, 20.0, 50.0]})
+    eval_j = [10.0, 50.0, 150.0]  # 2 episodes x cumulative means (5, 25, 75) x 1 J
+    curve = pd.DataFrame(
+        {
+            "env_steps": [0, 100, 200] * 2,
+            "profile": ["a"] * 3 + ["b"] * 3,
+            "joules": [e + t for e, t in zip(eval_j, [0.0, 1000.0, 2000.0])]
+            + [3 * (e + t) for e, t in zip(eval_j, [0.0, 1000.0, 2000.0])],
+        }
+    )
+    out = script.without_evaluations(curve, metrics, episodes=2)
+    assert out["joules"].tolist() == pytest.approx([0.0, 1000.0, 2000.0, 0.0, 3000.0, 6000.0])
