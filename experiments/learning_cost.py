@@ -104,6 +104,7 @@ def plan(quick: bool, device: str | None) -> dict[str, tuple[Path, list[str]]]:
                     schedule(300),
                     "checkpoint_every=0",
                     f"device={device or 'runtime'}",
+                    "periods_per_run=100",  # a standalone run goes a whole run between pauses
                 ],
             ),
             "dense": (
