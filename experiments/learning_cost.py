@@ -57,6 +57,7 @@ import pandas as pd
 from nmbrl_brian.experiment_tools import (
     check_common_args,
     experiment_parser,
+    find_run,
     median_steps,
     run_main,
     run_seeds,
@@ -67,7 +68,6 @@ from nmbrl_brian.results import write_csv_atomic
 
 CONFIGS = Path(__file__).resolve().parents[1] / "nmbrl_brian" / "configs"
 EARLY = list(range(100, 2001, 100))
-AGENTS = ("model_based", "spiking", "dense")
 COLOURS = {"model_based": "tab:red", "spiking": "tab:blue", "dense": "tab:green", "ppo": "tab:grey"}
 THRESHOLD = 475.0
 
@@ -129,26 +129,30 @@ def plan(quick: bool, device: str | None) -> dict[str, tuple[Path, list[str]]]:
     }
 
 
-def run_folders(out: Path, agent: str) -> list[Path]:
-    """The finished runs of ``agent`` (those with an ``energy.csv``), by name."""
-    return sorted(p for p in (out / agent / "runs").iterdir() if (p / "energy.csv").is_file())
+def run_folders(out: Path, plan_: dict[str, tuple[Path, list[str]]], seeds: int) -> dict[str, list[Path]]:
+    """Per agent, the run folder of each seed ``0..seeds-1`` under ``<out>/<agent>/runs``: the one
+    :func:`run_seeds` used (same config), not an older run of other settings beside it."""
+    from nmbrl_brian.config import load_config
+
+    return {
+        agent: [find_run(load_config(path, overrides, seed=s), out / agent / "runs") for s in range(seeds)]
+        for agent, (path, overrides) in plan_.items()
+    }
 
 
-def read_runs(out: Path, agents, seeds: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def read_runs(folders: dict[str, list[Path]]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every run's ``energy.csv`` rows and its return beside the training energy and wall time
     spent by each evaluation (:func:`~nmbrl_brian.energy.return_vs_energy`), with ``agent``,
-    ``seed`` and ``wall_s`` columns; only seeds ``0..seeds-1``."""
+    ``seed`` and ``wall_s`` columns."""
     from nmbrl_brian.config import load_config_json
     from nmbrl_brian.energy import EVALUATION_PHASE, return_vs_energy
     from nmbrl_brian.training.metrics import training_rows
 
     energy, curves = [], []
-    for agent in agents:
-        for run in run_folders(out, agent):
+    for agent, runs in folders.items():
+        for run in runs:
             metrics = training_rows(pd.read_csv(run / "metrics.csv"))
             seed = int(metrics["seed"].iloc[0])
-            if seed >= seeds:
-                continue
             energy.append(pd.read_csv(run / "energy.csv").assign(agent=agent, seed=seed))
             raw = pd.read_csv(run / "energy_curve.csv")
             curve = return_vs_energy(metrics, raw)
@@ -308,11 +312,12 @@ def main(argv: list[str] | None = None) -> int:
             from nmbrl_brian.peers import _require_sb3
 
             _require_sb3()  # before hours of training, not after
+        runs = plan(args.quick, args.device)
         metrics = {
             agent: run_seeds(path, args.seeds, out / agent, overrides, workers=args.workers)
-            for agent, (path, overrides) in plan(args.quick, args.device).items()
+            for agent, (path, overrides) in runs.items()
         }
-        energy, curves = read_runs(out, AGENTS, args.seeds)
+        energy, curves = read_runs(run_folders(out, runs, args.seeds))
         if args.with_peers:
             metrics["ppo"] = run_ppo_timed(args.seeds, out / "ppo", args.quick)
         per_seed = per_seed_table(metrics, curves, sorted(load_profiles()))
