@@ -102,3 +102,78 @@ def test_a_dreamed_evaluation_leaves_the_training_state_untouched():
         np.testing.assert_array_equal(after[key], before[key], err_msg=f"{key} changed by a dreamed evaluation")
     assert phases.dreamed_evaluation(agent, values, 3) == first, "the same start states, the same greedy return"
     assert agent.dreamed_returns == [first, first]
+
+
+# ------------------------------------------------------------------------------------------
+# World-model passes only while the error on the newest real transitions falls
+
+
+class _FakeModel:
+    class config:  # noqa: N801 - stands in for WorldModelConfig
+        seed, shuffle = 0, True
+
+        @staticmethod
+        def epochs_for(n):
+            return 10
+
+    weights: dict = {}
+
+    def prepare(self, data):
+        pass
+
+
+class _FakeLearner:
+    recorded = {"y_period": None}
+
+    def weight_values(self, weights):
+        return {}
+
+    def read_weights(self, value):
+        return {}
+
+
+@pytest.mark.parametrize(
+    "errors, patience, tolerance, passes",
+    [
+        ([1.0, 0.5, 0.6, 0.55, 0.4, 0.3], 2, 0.0, 4),  # no new best at passes 2 and 3
+        ([1.0, 0.5, 0.6, 0.55, 0.4, 0.3], 3, 0.0, 9),  # 0.4 and 0.3 are new bests in time
+        ([1.0, 0.8, 0.75], 1, 0.1, 3),  # 0.75 is not 10 % below 0.8
+        ([1.0, 0.5, 0.6, 0.55], 0, 0.0, 10),  # patience 0: every pass
+    ],
+)
+def test_world_model_passes_stop_when_the_newest_error_stops_falling(monkeypatch, errors, patience, tolerance, passes):
+    from nmbrl_brian.world_models import fitting
+    from nmbrl_brian.world_models.dataset import TransitionDataset
+
+    script = iter(errors + [1.0] * 20)  # then never better
+    masks = []
+
+    def scripted_pass(loop, learner, model, data, *, newest=None, **kwargs):
+        masks.append(newest)
+        return {"newest_nmse": next(script)}
+
+    monkeypatch.setattr(fitting, "fit_pass", scripted_pass)
+    rng = np.random.default_rng(0)
+    data = TransitionDataset(4)
+    for t in range(30):
+        data.append(rng.normal(size=4), 0, 1.0, rng.normal(size=4), False, False, episode=0, timestep=t)
+    class _FakeLoop:
+        value = None
+
+    rows = fitting.fit_in_loop(
+        _FakeLoop(), _FakeLearner(), _FakeModel(), data, cycle=0, run=None, newest=10, patience=patience, tolerance=tolerance
+    )
+    assert len(rows) == passes, f"{len(rows)} passes, expected {passes}"
+    if patience:
+        # the mask marks the newest 10 transitions wherever the pass's order put them
+        assert all(mask.sum() == 10 for mask in masks)
+
+
+def test_the_cycle_counts_its_world_model_passes_and_the_rule_shortens_them(tmp_path):
+    wm = ["world_model.network.n_recurrent=30", "world_model.min_updates=1500"]
+    full = run_training(tiny_config("spiking", *wm), out=tmp_path / "full")
+    short = run_training(tiny_config("spiking", *wm, "model_based.model_patience=1"), out=tmp_path / "short")
+    a = pd.read_csv(full / "metrics.csv").query("policy == 'current'")["model_passes"].tolist()
+    b = pd.read_csv(short / "metrics.csv").query("policy == 'current'")["model_passes"].tolist()
+    assert a == [0, 15, 23], f"every pass min_updates asks for (1,500 / 100, then 1,500 / 200 rounded up): {a}"
+    assert b[0] == 0 and 2 <= b[1] < a[1] and b[2] - b[1] < a[2] - a[1], f"the rule stops early: {b} vs {a}"

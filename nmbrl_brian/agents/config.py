@@ -78,6 +78,13 @@ class ModelBasedConfig:
     dream_patience: int = 0
     """A cycle stops dreaming after this many dreamed evaluations in a row without a new best
     dreamed return (0: no such stop)."""
+    model_patience: int = 0
+    """A cycle stops its world-model passes once the one-step error on its own new real
+    transitions, measured as each pass presents them (before learning from them), has not fallen
+    below ``(1 - model_tolerance)`` times its best for this many passes in a row (0: every pass
+    that ``world_model.min_updates`` asks for; the spiking model only)."""
+    model_tolerance: float = 0.01
+    """The relative fall of that error that counts as a fall (see ``model_patience``)."""
     keep_best_in_dream: bool = False
     """At the end of a cycle's dreaming, go on (act on the real environment, and learn) from the
     weights of the cycle's best dreamed evaluation rather than from the last ones."""
@@ -96,10 +103,13 @@ class ModelBasedConfig:
             ("dream_chunk", 0),
             ("dream_eval_episodes", 1),
             ("dream_patience", 0),
+            ("model_patience", 0),
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ConfigError(f"model_based.{name}", f"an integer >= {minimum}", value)
+        if not (math.isfinite(self.model_tolerance) and 0.0 <= self.model_tolerance < 1.0):
+            raise ConfigError("model_based.model_tolerance", "a number in [0, 1)", self.model_tolerance)
         if not (math.isfinite(self.dream_stop_return) and 0.0 <= self.dream_stop_return <= self.horizon):
             raise ConfigError(
                 "model_based.dream_stop_return", f"a number in [0, horizon = {self.horizon}]", self.dream_stop_return
