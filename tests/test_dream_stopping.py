@@ -16,7 +16,14 @@ from nmbrl_brian.training.run import build_agent, run_training
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_model_based import tiny_config  # noqa: E402
 
-CHUNKED = ["model_based.dream_steps=600", "model_based.dream_chunk=150", "model_based.dream_eval_episodes=2"]
+CHUNKED = [
+    "model_based.dream_steps=600",
+    "model_based.dream_chunk=150",
+    "model_based.dream_eval_episodes=2",
+    "model_based.dream_stop_return=0",
+    "model_based.dream_patience=0",
+    "model_based.keep_best_in_dream=false",
+]
 
 
 def test_a_dreamed_return_at_the_stop_value_ends_the_cycles_dreaming(tmp_path):
@@ -74,6 +81,7 @@ def test_without_keep_best_the_last_weights_stay(monkeypatch):
     from nmbrl_brian.envs.env_loop import EnvLoop
 
     agent = _agent("model_based.dream_patience=1")
+    assert not agent.model_based.keep_best_in_dream
     scores, seen = iter([5.0, 9.0, 3.0, 2.0]), []
 
     def scripted(agent_, model_values, episodes):
@@ -171,7 +179,7 @@ def test_world_model_passes_stop_when_the_newest_error_stops_falling(monkeypatch
 
 def test_the_cycle_counts_its_world_model_passes_and_the_rule_shortens_them(tmp_path):
     wm = ["world_model.network.n_recurrent=30", "world_model.min_updates=1500"]
-    full = run_training(tiny_config("spiking", *wm), out=tmp_path / "full")
+    full = run_training(tiny_config("spiking", *wm, "model_based.model_patience=0"), out=tmp_path / "full")
     short = run_training(tiny_config("spiking", *wm, "model_based.model_patience=1"), out=tmp_path / "short")
     a = pd.read_csv(full / "metrics.csv").query("policy == 'current'")["model_passes"].tolist()
     b = pd.read_csv(short / "metrics.csv").query("policy == 'current'")["model_passes"].tolist()
