@@ -208,11 +208,8 @@ def unused_fields(config: RunConfig) -> dict[str, str]:
         for name in ("learning_rate", "readout_learning_rate", "direct_readout"):
             unused[f"world_model.network.{name}"] = f"world_model.{name} sets it"
         unused["world_model.seed"] = "the world model takes the run's seed"
-        # The closed loop's learner (agents/model_based.py) always presents each pass in a fresh
-        # seeded order, and its tables have the loop's periods_per_run rows.
-        unused["world_model.shuffle"] = (
-            "the model-based cycle presents every pass over the real data in a fresh order"
-        )
+        # The closed loop's learner (agents/model_based.py) has the loop's periods_per_run rows;
+        # world_model.shuffle is read (world_models/fitting.py pass_order).
         unused["world_model.periods_per_run"] = (
             "the model-based cycle's world model runs in the closed loop (periods_per_run sets its rows)"
         )
@@ -230,6 +227,20 @@ def unused_fields(config: RunConfig) -> dict[str, str]:
         unused["model_based.start_states"] = (
             "model_based.parallel dreams from all real states (the dreamer gets every one)"
         )
+    if config.agent.kind == "spiking_model_based":
+        mb = config.model_based
+        chunked = "model_based.dream_chunk is 0 (one dream per cycle, no dreamed evaluation)"
+        if mb.parallel:
+            chunked = "model_based.parallel dreams in fixed chunks of dream_steps (no dreamed evaluation)"
+        if mb.parallel:
+            unused["model_based.dream_chunk"] = chunked
+        if mb.model != "spiking" or mb.model_patience == 0:
+            unused["model_based.model_tolerance"] = "model_based.model_patience is 0 or no spiking world model"
+        if mb.model != "spiking":
+            unused["model_based.model_patience"] = "no spiking world model is fitted (model_based.model)"
+        if mb.parallel or mb.dream_chunk == 0:
+            for name in ("dream_eval_episodes", "dream_stop_return", "dream_patience", "keep_best_in_dream"):
+                unused[f"model_based.{name}"] = chunked
     if config.encoding.kind == "raw":
         for name in ("neurons_per_dim", "width", "obs_low", "obs_high"):
             unused[f"encoding.{name}"] = "encoding.kind is 'raw'"

@@ -289,6 +289,22 @@ class ClosedLoop:
         for key, (obj, name) in expected.items():
             obj.variables[name].set_value(np.asarray(state[key]))
 
+    def write(self, values: dict) -> None:
+        """Write ``{(group, variable): array}`` into the loop's state now (e.g. kept weights).
+
+        The same values as a run's ``values`` argument, but they stay for every later run
+        rather than being written at the start of one.
+        """
+        if self.standalone and self._state is None:
+            raise RuntimeError("write: the standalone loop has no state before its first run")
+        for (obj, name), value in values.items():
+            var = obj.variables[name]
+            array = np.broadcast_to(np.asarray(value, dtype=var.dtype), (var.size,)).copy()
+            if self.standalone:
+                self._state[self._key(obj, name)] = array
+            else:
+                var.set_value(array)
+
     def store(self, name: str = "default") -> None:
         """Remember the current state (runtime: ``Network.store``, monitors included)."""
         if self.standalone:

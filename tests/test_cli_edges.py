@@ -267,7 +267,7 @@ def test_module_env_ids_need_an_explicit_opt_in(tmp_path):
 # Fields a model-based run never reads are refused, not ignored
 
 
-@pytest.mark.parametrize("item", ["world_model.shuffle=false", "world_model.periods_per_run=100"])
+@pytest.mark.parametrize("item", ["world_model.periods_per_run=100"])
 def test_model_based_run_refuses_world_model_fields_it_ignores(tmp_path, item):
     mbrl = ROOT / "nmbrl_brian" / "configs" / "cartpole_mbrl.toml"
     proc = _nmbrl("--config", str(mbrl), "--set", item, "--out", str(tmp_path / "out"), cwd=tmp_path)

@@ -124,7 +124,11 @@ MB = ["agent.kind=spiking_model_based", "model_based.model=spiking"]
 @pytest.mark.parametrize(
     "overrides, field",
     [
-        ([*MB, "world_model.shuffle=false"], "world_model.shuffle"),
+        ([*MB, "model_based.dream_chunk=0", "model_based.dream_patience=2"], "model_based.dream_patience"),
+        (
+            [*MB, "model_based.parallel=true", "model_based.dream_chunk=500"],
+            "model_based.dream_chunk",
+        ),
         ([*MB, "world_model.periods_per_run=100"], "world_model.periods_per_run"),
         ([*MB, "world_model.termination_weight=3.0"], "world_model.termination_weight"),
         (
@@ -148,6 +152,9 @@ def test_fields_the_model_based_cycle_reads_are_accepted():
             "world_model.termination=learned",
             "world_model.termination_weight=3.0",
             "model_based.start_states=50",
+            "world_model.shuffle=false",
+            "model_based.dream_chunk=500",
+            "model_based.dream_patience=2",
         ],
     )
     assert config.world_model.termination_weight == 3.0 and config.model_based.start_states == 50

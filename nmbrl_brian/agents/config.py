@@ -65,12 +65,51 @@ class ModelBasedConfig:
     with the dreamer's latest weights and learns the model; the dreamer learns in dreams of the
     latest model. The two exchange versioned snapshots under the run folder's ``snapshots/``."""
 
+    dream_chunk: int = 0
+    """Dreamed steps between two dreamed evaluations (0: dream the cycle's ``dream_steps`` in one go,
+    with no dreamed evaluation and no stopping rule). A dreamed evaluation plays
+    ``dream_eval_episodes`` greedy episodes in the dream, learning off, from the same real start
+    states every time within a run; its mean return is the dreamed return."""
+    dream_eval_episodes: int = 5
+    """Greedy episodes of a dreamed evaluation (used when ``dream_chunk`` > 0)."""
+    dream_stop_return: float = 0.0
+    """A cycle stops dreaming at the first dreamed return >= this (0: no such stop). A dreamed
+    episode lasts at most ``horizon`` steps, so with CartPole's reward of 1 a step a value above
+    the horizon is never reached."""
+    dream_patience: int = 0
+    """A cycle stops dreaming after this many dreamed evaluations in a row without a new best
+    dreamed return (0: no such stop)."""
+    model_patience: int = 0
+    """A cycle stops its world-model passes once the one-step error on its own new real
+    transitions, measured as each pass presents them (before learning from them), has not fallen
+    below ``(1 - model_tolerance)`` times its best for this many passes in a row (0: every pass
+    that ``world_model.min_updates`` asks for; the spiking model only)."""
+    model_tolerance: float = 0.01
+    """The relative fall of that error that counts as a fall (see ``model_patience``)."""
+    keep_best_in_dream: bool = False
+    """At the end of a cycle's dreaming, go on (act on the real environment, and learn) from the
+    weights of the cycle's best dreamed evaluation rather than from the last ones."""
+
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise ConfigError("model_based.model", "one of " + ", ".join(map(repr, MODELS)), self.model)
         if not isinstance(self.parallel, bool):
             raise ConfigError("model_based.parallel", "true or false", self.parallel)
-        for name, minimum in (("dream_steps", 0), ("horizon", 1), ("start_states", 0)):
+        if not isinstance(self.keep_best_in_dream, bool):
+            raise ConfigError("model_based.keep_best_in_dream", "true or false", self.keep_best_in_dream)
+        for name, minimum in (
+            ("dream_steps", 0),
+            ("horizon", 1),
+            ("start_states", 0),
+            ("dream_chunk", 0),
+            ("dream_eval_episodes", 1),
+            ("dream_patience", 0),
+            ("model_patience", 0),
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ConfigError(f"model_based.{name}", f"an integer >= {minimum}", value)
+        if not (math.isfinite(self.model_tolerance) and 0.0 <= self.model_tolerance < 1.0):
+            raise ConfigError("model_based.model_tolerance", "a number in [0, 1)", self.model_tolerance)
+        if not (math.isfinite(self.dream_stop_return) and self.dream_stop_return >= 0.0):
+            raise ConfigError("model_based.dream_stop_return", "a finite number >= 0", self.dream_stop_return)

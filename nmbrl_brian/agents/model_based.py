@@ -94,6 +94,10 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
             )
         self.dream_steps = 0
         self.cycles = 0
+        #: Real transitions the world model was last fitted on, and its passes so far.
+        self.model_fitted_on = self.model_passes = 0
+        #: Mean return of every dreamed evaluation so far (``model_based.dream_chunk`` > 0).
+        self.dreamed_returns: list[float] = []
         self.real_env_id = kwargs.get("env_id", "CartPole-v1")
         self.workspace = Path(workspace) if workspace is not None else None
         self.run_config = run_config
@@ -115,7 +119,10 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
                 self.real_env_id, config=self.world_model_config, name_prefix="wm"
             )
             self.learner = WorldModelLearnerPart(
-                self.world_model, period=self.part.period, periods_per_run=periods
+                self.world_model,
+                period=self.part.period,
+                periods_per_run=periods,
+                record_outputs=mb.model_patience > 0,  # the stopping rule reads its predictions
             )
             self.predictor = SpikingPredictor(self.world_model)
             others.append(self.learner)
@@ -165,7 +172,20 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
     def _learn_world_model(self, data) -> None:
         """Fit the world model on all real data so far (:func:`~nmbrl_brian.world_models.fitting.fit_in_loop`)."""
         run = functools.partial(self._measured_run, phase="world_model")  # run(periods, values, active)
-        fit_in_loop(self.loop, self.learner, self.world_model, data, cycle=self.cycles, run=run)
+        mb = self.model_based
+        rows = fit_in_loop(
+            self.loop,
+            self.learner,
+            self.world_model,
+            data,
+            cycle=self.cycles,
+            run=run,
+            newest=len(data) - self.model_fitted_on,
+            patience=mb.model_patience,
+            tolerance=mb.model_tolerance,
+        )
+        self.model_fitted_on = len(data)
+        self.model_passes += len(rows)
 
     def dream_for(
         self, steps: int, model_values: dict, *, explore: bool = True, start_states: np.ndarray | None = None
@@ -180,6 +200,8 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
             learned = sum(len(s) for s in learner.eprop.learning_synapses) + len(learner.eprop.syn_out)
             learned += len(learner.eprop.readout) + (len(learner.direct.synapses) if learner.direct else 0)
             return [(learner.eprop, self.world_model.config.network.steps_per_env_step, learned)]
+        if phase == "dream_evaluation":  # the dream's networks, learning off
+            return [(e, steps, 0) for e, steps, _ in self.networks("dream")]
         networks = super().networks(phase)
         if phase == "real" and self.model_based.parallel:  # acting only: the dreamer learns
             networks = [(e, steps, 0) for e, steps, _ in networks]
@@ -189,6 +211,13 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
 
     def progress(self) -> dict[str, Any]:
         row = {"dream_steps": self.dream_steps, "real_transitions": len(self.real_transitions)}
+        if self.world_model is not None:
+            row["model_passes"] = self.model_passes
+        if self.model_based.dream_chunk > 0 and not self.model_based.parallel:
+            row.update(
+                dreamed_evaluations=len(self.dreamed_returns),
+                dreamed_return=self.dreamed_returns[-1] if self.dreamed_returns else float("nan"),
+            )
         if self.model_based.parallel:
             row.update(agent_version=self.agent_version, dreamed_model_version=self.dreamed_model_version)
         return row
@@ -215,6 +244,8 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
 
     def state_dict(self) -> dict[str, Any]:
         state = {**super().state_dict(), "dream_steps": self.dream_steps, "cycles": self.cycles}
+        state["dreamed_returns"] = np.asarray(self.dreamed_returns, dtype=float)
+        state["model_fits"] = [self.model_fitted_on, self.model_passes]
         state["versions"] = [self.agent_version, self.model_version, self.dreamed_model_version]
         if self.world_model is not None:
             state["world_model"] = self.world_model.state_dict()
@@ -223,6 +254,8 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.dream_steps, self.cycles = int(state["dream_steps"]), int(state["cycles"])
+        self.dreamed_returns = [float(r) for r in state.get("dreamed_returns", [])]
+        self.model_fitted_on, self.model_passes = (int(v) for v in state.get("model_fits", [0, 0]))
         self.agent_version, self.model_version, self.dreamed_model_version = (
             int(v) for v in state["versions"]
         )

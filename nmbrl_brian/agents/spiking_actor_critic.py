@@ -248,6 +248,11 @@ class SpikingActorCritic(BaseAgent):
         self.meter.load_state_dict(state)
         self.transitions.load_state_dict(state)
 
+    def weight_values(self) -> dict[tuple[Any, str], np.ndarray]:
+        """Copies of the learned parameters as loop values ``{(group, variable): array}`` (for
+        :meth:`ClosedLoop.write <nmbrl_brian.loop.ClosedLoop.write>` or a run's values)."""
+        return {(obj, var): np.array(self.loop.value(obj, var)) for obj, var in self.part.weight_variables().values()}
+
     def weights(self) -> dict[str, np.ndarray]:
         """Copies of the learned parameters: ``w_in``, ``w_rec``, ``w_out``, ``b_out``."""
         return {

@@ -18,6 +18,8 @@ from nmbrl_brian.snn.eprop_network import activity_marks, counts_between
 
 #: The phase whose runs compute inference only (no traces, no weight updates) and is not training.
 EVALUATION = "evaluation"
+#: Phases that compute inference only (learning off: a chip computes no eligibility traces).
+INFERENCE_PHASES = (EVALUATION, "dream_evaluation")
 #: The phase whose "steps" are transitions presented (one per period), not environment steps.
 WORLD_MODEL = "world_model"
 
@@ -62,7 +64,7 @@ class EnergyMeter:
         for (eprop, steps_per_period, learned), mark in zip(networks, before):
             after = activity_marks(eprop, loop.value)
             counts, traces = counts_between(eprop, mark, after, ran * steps_per_period, learned * ran)
-            if phase == EVALUATION:  # inference: a chip computes no eligibility traces with learning off
+            if phase in INFERENCE_PHASES:  # inference: a chip computes no eligibility traces with learning off
                 counts = dataclasses.replace(counts, synapse_updates=0, weight_updates=0)
             self.counts[phase] = self.counts.get(phase, OperationCounts()) + counts
             old = self.traces.get(phase, {"performed": 0, "skipped": 0, "total": 0})

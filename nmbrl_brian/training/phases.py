@@ -165,10 +165,75 @@ class LearnModel:
 
 @dataclass(frozen=True)
 class Dream:
-    """Act and learn in the dream for ``model_based.dream_steps`` dreamed steps."""
+    """Act and learn in the dream for at most ``model_based.dream_steps`` dreamed steps.
+
+    With ``model_based.dream_chunk`` > 0 the cycle dreams in chunks of that many steps, each
+    followed by a dreamed evaluation (:func:`dreamed_evaluation`), and stops early at the first
+    dreamed return >= ``dream_stop_return`` or after ``dream_patience`` evaluations without a new
+    best; with ``keep_best_in_dream`` the agent then goes on from the best evaluation's weights.
+    """
 
     def run(self, agent, cycle: Cycle) -> None:
-        dream(agent, agent.model_based.dream_steps, cycle.model_values, explore=cycle.explore)
+        mb = agent.model_based
+        if mb.dream_chunk <= 0:
+            dream(agent, mb.dream_steps, cycle.model_values, explore=cycle.explore)
+            return
+        best, best_weights, stale, done = -np.inf, None, 0, 0
+        while done < mb.dream_steps:
+            done += dream(agent, min(mb.dream_chunk, mb.dream_steps - done), cycle.model_values, explore=cycle.explore)
+            score = dreamed_evaluation(agent, cycle.model_values, mb.dream_eval_episodes)
+            if score > best:
+                best, stale = score, 0
+                best_weights = agent.weight_values() if mb.keep_best_in_dream else None
+            else:
+                stale += 1
+            if (mb.dream_stop_return and score >= mb.dream_stop_return) or (
+                mb.dream_patience and stale >= mb.dream_patience
+            ):
+                break
+        if best_weights is not None and score < best:
+            agent.loop.write(best_weights)
+
+
+def dreamed_evaluation(agent, model_values: dict, episodes: int) -> float:
+    """Mean return of ``episodes`` greedy dreamed episodes, learning off; the training state is untouched.
+
+    The dream restarts (its start states are drawn from the first seed of its stream, so every
+    dreamed evaluation of a run starts from the same real states); the loop's state is stored
+    before and restored after. Metered as the ``dream_evaluation`` phase (inference: no traces).
+    """
+    agent.loop.store("before_dreamed_evaluation")
+    values = {
+        **model_values,
+        **agent.part.mode(learning=False, explore=False, episode_budget=episodes),
+        **agent.part.fresh_episode(),
+        **agent.dream.restart(),
+        **agent.switch.select(dream=True),
+    }
+    returns: list[float] = []
+
+    def counter(records: dict[str, RunRecord]) -> int:
+        finished = records[agent.dream.prefix].episode_return
+        returns.extend(float(r) for r in finished)
+        return len(finished)
+
+    try:
+        run_phase(
+            agent,
+            Phase(
+                "dream_evaluation",
+                [agent.part, agent.switch, agent.dream],
+                values,
+                episodes,
+                counter,
+                chunk=EVALUATION_RUN_PERIODS,
+            ),
+        )
+    finally:
+        agent.loop.restore("before_dreamed_evaluation")
+    score = float(np.mean(returns[:episodes]))
+    agent.dreamed_returns.append(score)
+    return score
 
 
 def dream(

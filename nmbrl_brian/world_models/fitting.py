@@ -78,8 +78,27 @@ def present(
     return np.concatenate(outputs) if outputs else np.zeros((0, learner.model.n_outputs))
 
 
+def _nmse(model, outputs: np.ndarray, data: TransitionDataset) -> float:
+    """Mean over dimensions of the squared Δs error of ``outputs``, over the variance of Δs (NaN: no data)."""
+    if len(data) == 0:
+        return float("nan")
+    next_obs, _, _ = model.decode(outputs, data.obs)
+    err = (next_obs - data.obs) - data.delta
+    var = data.delta.var(axis=0)
+    return float(np.mean((err**2).mean(axis=0) / np.where(var > 0, var, np.nan)))
+
+
 def fit_pass(
-    loop, learner, model, data: TransitionDataset, *, epoch: int, n_transitions: int, run: RunFn, values=None
+    loop,
+    learner,
+    model,
+    data: TransitionDataset,
+    *,
+    epoch: int,
+    n_transitions: int,
+    run: RunFn,
+    values=None,
+    newest: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """One pass of online supervised e-prop over ``data``, in its order.
 
@@ -93,7 +112,9 @@ def fit_pass(
         ``n_transitions``, ``learning_rate``, ``readout_learning_rate``,
         ``direct_learning_rate``, ``online_nmse`` (mean over dimensions of the Δs error made
         on each transition just before learning from it, normalised by the variance of Δs;
-        NaN when the learner does not record its outputs) and ``run_s`` (wall time of the runs).
+        NaN when the learner does not record its outputs), ``newest_nmse`` (the same over the
+        rows that ``newest``, a boolean mask in ``data``'s order, marks; NaN without it) and
+        ``run_s`` (wall time of the runs).
     """
     inputs = model.encode(data.obs, data.action)
     targets, weights = model.targets(data)
@@ -109,18 +130,19 @@ def fit_pass(
         run=run,
     )
     run_s = time.perf_counter() - start
-    online = float("nan")
+    online = newest_nmse = float("nan")
     if outputs is not None:
-        next_obs, _, _ = model.decode(outputs, data.obs)
-        err = (next_obs - data.obs) - data.delta
-        var = data.delta.var(axis=0)
-        online = float(np.mean((err**2).mean(axis=0) / np.where(var > 0, var, np.nan)))
+        online = _nmse(model, outputs, data)
+        if newest is not None:
+            rows = np.flatnonzero(newest)
+            newest_nmse = _nmse(model, outputs[rows], data.subset(rows))
     return {
         "n_transitions": len(data),
         "learning_rate": rates[0],
         "readout_learning_rate": rates[1],
         "direct_learning_rate": rates[2],
         "online_nmse": online,
+        "newest_nmse": newest_nmse,
         "run_s": run_s,
     }
 
@@ -133,7 +155,18 @@ def pass_order(config, n: int, seed: list[int]) -> np.ndarray:
     return np.random.default_rng(seed).permutation(n)
 
 
-def fit_in_loop(loop, learner, model, data: TransitionDataset, *, cycle: int, run: RunFn) -> list[dict]:
+def fit_in_loop(
+    loop,
+    learner,
+    model,
+    data: TransitionDataset,
+    *,
+    cycle: int,
+    run: RunFn,
+    newest: int = 0,
+    patience: int = 0,
+    tolerance: float = 0.0,
+) -> list[dict]:
     """Fit the world model on all real data so far, in ``loop``: the whole of one fit.
 
     The code (encoding range, whitening, target scalers) is fitted to the first data the
@@ -156,6 +189,11 @@ def fit_in_loop(loop, learner, model, data: TransitionDataset, *, cycle: int, ru
         Which fit this is (seeds the presentation orders).
     run : callable
         ``run(periods, values, active)``: the caller's (e.g. measured) run of the loop.
+    newest, patience, tolerance
+        The stopping rule (``patience`` > 0 and a learner that records its outputs): the fit
+        stops once the one-step error on the ``newest`` (last) transitions of ``data``, measured
+        as each pass presents them (before learning from them), has not fallen below
+        ``(1 - tolerance)`` times its best for ``patience`` passes in a row.
 
     Returns
     -------
@@ -165,13 +203,32 @@ def fit_in_loop(loop, learner, model, data: TransitionDataset, *, cycle: int, ru
     model.prepare(data)
     passes = model.config.epochs_for(len(data))
     values = learner.weight_values(model.weights)
+    stopping = patience > 0 and newest > 0 and bool(learner.recorded)
+    best, stale = np.inf, 0
     rows = []
     for p in range(passes):
         order = pass_order(model.config, len(data), [model.config.seed, cycle, p])
+        mask = order >= len(data) - newest if stopping else None
         row = fit_pass(
-            loop, learner, model, data.subset(order), epoch=p, n_transitions=len(data), run=run, values=values
+            loop,
+            learner,
+            model,
+            data.subset(order),
+            epoch=p,
+            n_transitions=len(data),
+            run=run,
+            values=values,
+            newest=mask,
         )
         rows.append({"pass": p, **row})
         values = {}
+        if stopping:
+            error = row["newest_nmse"]
+            if error < best * (1.0 - tolerance):
+                best, stale = error, 0
+            else:
+                stale += 1
+            if stale >= patience:
+                break
     model.weights = learner.read_weights(loop.value)
     return rows
