@@ -73,6 +73,7 @@ def variants(quick: bool) -> dict[str, tuple[Path, list[str]]]:
         mb += ["model_based.dream_steps=200", "network.n_recurrent=40"]
     spiking_mf = [*mf, "device=cpp_standalone", "periods_per_run=100"] if not quick else [*mf]
     quick_wm = ["world_model.network.n_recurrent=60", "world_model.min_updates=500"] if quick else []
+    no_passes = ["model_based.model_patience=0"]  # the world-model stopping rule: the spiking model's only
     return {
         "dense_model_free": (CONFIGS / "cartpole_dense.toml", mf),
         "spiking_model_free": (CONFIGS / "cartpole_snn.toml", spiking_mf),
@@ -80,8 +81,8 @@ def variants(quick: bool) -> dict[str, tuple[Path, list[str]]]:
             CONFIGS / "cartpole_mbrl.toml",
             [*mb, "model_based.model=spiking", *quick_wm],
         ),
-        "spiking_in_linear_model": (CONFIGS / "cartpole_mbrl.toml", [*mb, "model_based.model=linear"]),
-        "spiking_in_perfect_model": (CONFIGS / "cartpole_mbrl.toml", [*mb, "model_based.model=perfect"]),
+        "spiking_in_linear_model": (CONFIGS / "cartpole_mbrl.toml", [*mb, *no_passes, "model_based.model=linear"]),
+        "spiking_in_perfect_model": (CONFIGS / "cartpole_mbrl.toml", [*mb, *no_passes, "model_based.model=perfect"]),
     }
 
 

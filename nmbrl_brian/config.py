@@ -229,18 +229,13 @@ def unused_fields(config: RunConfig) -> dict[str, str]:
         )
     if config.agent.kind == "spiking_model_based":
         mb = config.model_based
-        chunked = "model_based.dream_chunk is 0 (one dream per cycle, no dreamed evaluation)"
-        if mb.parallel:
-            chunked = "model_based.parallel dreams in fixed chunks of dream_steps (no dreamed evaluation)"
-        if mb.parallel:
-            unused["model_based.dream_chunk"] = chunked
         if mb.model != "spiking" or mb.model_patience == 0:
             unused["model_based.model_tolerance"] = "model_based.model_patience is 0 or no spiking world model"
         if mb.model != "spiking":
             unused["model_based.model_patience"] = "no spiking world model is fitted (model_based.model)"
-        if mb.parallel or mb.dream_chunk == 0:
+        if mb.dream_chunk == 0:
             for name in ("dream_eval_episodes", "dream_stop_return", "dream_patience", "keep_best_in_dream"):
-                unused[f"model_based.{name}"] = chunked
+                unused[f"model_based.{name}"] = "model_based.dream_chunk is 0 (one dream a cycle, no dreamed evaluation)"
     if config.encoding.kind == "raw":
         for name in ("neurons_per_dim", "width", "obs_low", "obs_high"):
             unused[f"encoding.{name}"] = "encoding.kind is 'raw'"

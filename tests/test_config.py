@@ -125,10 +125,7 @@ MB = ["agent.kind=spiking_model_based", "model_based.model=spiking"]
     "overrides, field",
     [
         ([*MB, "model_based.dream_chunk=0", "model_based.dream_patience=2"], "model_based.dream_patience"),
-        (
-            [*MB, "model_based.parallel=true", "model_based.dream_chunk=500"],
-            "model_based.dream_chunk",
-        ),
+        ([*MB, "model_based.model=linear", "model_based.model_patience=2"], "model_based.model_patience"),
         ([*MB, "world_model.periods_per_run=100"], "world_model.periods_per_run"),
         ([*MB, "world_model.termination_weight=3.0"], "world_model.termination_weight"),
         (

@@ -75,7 +75,7 @@ def test_first_episodes_start_from_their_seeded_resets(monkeypatch):
     starts from gymnasium's reset(seed), not from the all-zero state; evaluation episode k starts
     from reset(base + k), at step 0 and again after training (no stale reset counter)."""
     select_device("runtime")
-    config = load_config(CONFIGS / "cartpole_mbrl.toml", [*MB_TINY, "model_based.model=linear"])
+    config = load_config(CONFIGS / "cartpole_mbrl.toml", [*MB_TINY, "model_based.model=linear", "model_based.model_patience=0"])
     env = EnvironmentWrapper()
     agent = build_agent(config, env.observation_space, env.action_space)
     records = recording(monkeypatch)

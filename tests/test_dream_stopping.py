@@ -62,7 +62,7 @@ def test_patience_and_keep_best_restore_the_best_evaluations_weights(monkeypatch
     agent = _agent(f"model_based.dream_patience={patience}", "model_based.keep_best_in_dream=true")
     scores, seen = iter([5.0, 9.0, 3.0, 2.0]), []
 
-    def scripted(agent_, model_values, episodes):
+    def scripted(agent_, model_values, episodes, starts):
         seen.append(agent_.weights())
         return next(scores)
 
@@ -84,7 +84,7 @@ def test_without_keep_best_the_last_weights_stay(monkeypatch):
     assert not agent.model_based.keep_best_in_dream
     scores, seen = iter([5.0, 9.0, 3.0, 2.0]), []
 
-    def scripted(agent_, model_values, episodes):
+    def scripted(agent_, model_values, episodes, starts):
         seen.append(agent_.weights())
         return next(scores)
 
@@ -104,11 +104,13 @@ def test_a_dreamed_evaluation_leaves_the_training_state_untouched():
     values = agent.model_values()
     agent.dream.set_start_states(agent.real_transitions.obs)
     before = agent.loop.state()
-    first = phases.dreamed_evaluation(agent, values, 3)
+    starts = phases.episode_starts(agent.real_transitions)
+    assert len(starts) >= 1 and (agent.real_transitions.timestep == 0).sum() == len(starts)
+    first = phases.dreamed_evaluation(agent, values, 3, starts)
     after = agent.loop.state()
     for key in before:
         np.testing.assert_array_equal(after[key], before[key], err_msg=f"{key} changed by a dreamed evaluation")
-    assert phases.dreamed_evaluation(agent, values, 3) == first, "the same start states, the same greedy return"
+    assert phases.dreamed_evaluation(agent, values, 3, starts) == first, "the same start states, the same greedy return"
     assert agent.dreamed_returns == [first, first]
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from nmbrl_brian.errors import WorkerError
 from nmbrl_brian.training import snapshots
+from nmbrl_brian.training.phases import episode_starts
 
 
 class DreamerLink:
@@ -47,6 +48,7 @@ class DreamerLink:
         tree = {
             "values": {agent.loop._key(obj, var): np.asarray(v) for (obj, var), v in model_values.items()},
             "start_states": np.asarray(agent.real_transitions.obs),
+            "episode_starts": np.asarray(episode_starts(agent.real_transitions)),
             "world_model": agent.world_model.state_dict() if agent.world_model is not None else None,
         }
         agent.model_version = snapshots.publish(
@@ -130,7 +132,7 @@ def dreamer_main(run_config: dict, workspace: str, stop) -> None:
     from nmbrl_brian.config import RunConfig, from_dict
     from nmbrl_brian.devices import select_device
     from nmbrl_brian.envs import EnvironmentWrapper
-    from nmbrl_brian.training.phases import dream
+    from nmbrl_brian.training.phases import dream_cycle
     from nmbrl_brian.training.run import build_agent
 
     folder = Path(workspace)
@@ -160,7 +162,8 @@ def dreamer_main(run_config: dict, workspace: str, stop) -> None:
             seen, tree = snap
             model_values = {agent.loop.resolve(k): np.asarray(v) for k, v in tree["values"].items()}
             starts = np.asarray(tree["start_states"])
-        dream(agent, agent.model_based.dream_steps, {**values, **model_values}, start_states=starts)
+            eval_starts = np.asarray(tree.get("episode_starts", starts))
+        dream_cycle(agent, model_values, start_states=starts, eval_starts=eval_starts, first_values=values)
         values = {}
         weights = {
             k: np.array(agent.loop.value(obj, var)) for k, (obj, var) in agent.part.weight_variables().items()

@@ -165,44 +165,73 @@ class LearnModel:
 
 @dataclass(frozen=True)
 class Dream:
-    """Act and learn in the dream for at most ``model_based.dream_steps`` dreamed steps.
-
-    With ``model_based.dream_chunk`` > 0 the cycle dreams in chunks of that many steps, each
-    followed by a dreamed evaluation (:func:`dreamed_evaluation`), and stops early at the first
-    dreamed return >= ``dream_stop_return`` or after ``dream_patience`` evaluations without a new
-    best; with ``keep_best_in_dream`` the agent then goes on from the best evaluation's weights.
-    """
+    """Act and learn in the dream for at most ``model_based.dream_steps`` dreamed steps (:func:`dream_cycle`)."""
 
     def run(self, agent, cycle: Cycle) -> None:
-        mb = agent.model_based
-        if mb.dream_chunk <= 0:
-            dream(agent, mb.dream_steps, cycle.model_values, explore=cycle.explore)
-            return
-        best, best_weights, stale, done = -np.inf, None, 0, 0
-        while done < mb.dream_steps:
-            done += dream(agent, min(mb.dream_chunk, mb.dream_steps - done), cycle.model_values, explore=cycle.explore)
-            score = dreamed_evaluation(agent, cycle.model_values, mb.dream_eval_episodes)
-            if score > best:
-                best, stale = score, 0
-                best_weights = agent.weight_values() if mb.keep_best_in_dream else None
-            else:
-                stale += 1
-            if (mb.dream_stop_return and score >= mb.dream_stop_return) or (
-                mb.dream_patience and stale >= mb.dream_patience
-            ):
-                break
-        if best_weights is not None and score < best:
-            agent.loop.write(best_weights)
+        dream_cycle(agent, cycle.model_values, explore=cycle.explore)
 
 
-def dreamed_evaluation(agent, model_values: dict, episodes: int) -> float:
-    """Mean return of ``episodes`` greedy dreamed episodes, learning off; the training state is untouched.
+def episode_starts(data) -> np.ndarray:
+    """The first observation of every real episode in ``data`` (all observations if none starts there)."""
+    starts = data.obs[np.asarray(data.timestep) == 0]
+    return starts if len(starts) else data.obs
 
-    The dream restarts (its start states are drawn from the first seed of its stream, so every
-    dreamed evaluation of a run starts from the same real states); the loop's state is stored
-    before and restored after. Metered as the ``dream_evaluation`` phase (inference: no traces).
+
+def dream_cycle(
+    agent,
+    model_values: dict,
+    *,
+    explore: bool = True,
+    start_states: np.ndarray | None = None,
+    eval_starts: np.ndarray | None = None,
+    first_values: dict | None = None,
+) -> int:
+    """A cycle's dreaming: ``model_based.dream_steps`` dreamed steps, in chunks with stopping rules.
+
+    With ``model_based.dream_chunk`` > 0 the cycle dreams in chunks of that many steps, each
+    followed by a dreamed evaluation (:func:`dreamed_evaluation`, from ``eval_starts``: by
+    default the first states of the real episodes), and stops early at the first dreamed return
+    >= ``dream_stop_return`` or after ``dream_patience`` evaluations without a new best; with
+    ``keep_best_in_dream`` the agent then goes on from the best evaluation's weights.
+    ``start_states`` are the training dreams' (default: see :func:`dream`); ``first_values`` go
+    in with the first run (e.g. weights to start from). Returns the steps dreamed.
+    """
+    mb = agent.model_based
+    first = {**model_values, **(first_values or {})}
+    if mb.dream_chunk <= 0:
+        return dream(agent, mb.dream_steps, first, explore=explore, start_states=start_states)
+    if eval_starts is None:
+        eval_starts = episode_starts(agent.real_transitions)
+    best, best_weights, stale, done, score = -np.inf, None, 0, 0, -np.inf
+    while done < mb.dream_steps:
+        steps = min(mb.dream_chunk, mb.dream_steps - done)
+        done += dream(agent, steps, first, explore=explore, start_states=start_states)
+        first = model_values
+        score = dreamed_evaluation(agent, model_values, mb.dream_eval_episodes, eval_starts)
+        if score > best:
+            best, stale = score, 0
+            best_weights = agent.weight_values() if mb.keep_best_in_dream else None
+        else:
+            stale += 1
+        if (mb.dream_stop_return and score >= mb.dream_stop_return) or (
+            mb.dream_patience and stale >= mb.dream_patience
+        ):
+            break
+    if best_weights is not None and score < best:
+        agent.loop.write(best_weights)
+    return done
+
+
+def dreamed_evaluation(agent, model_values: dict, episodes: int, starts: np.ndarray) -> float:
+    """Mean return of ``episodes`` greedy dreamed episodes from ``starts``, learning off; training state untouched.
+
+    The dream restarts (its start states are drawn from ``starts`` with the first seed of its
+    stream, so every dreamed evaluation of a run from the same ``starts`` starts alike); the
+    loop's state is stored before and restored after. Metered as the ``dream_evaluation`` phase
+    (inference: no traces).
     """
     agent.loop.store("before_dreamed_evaluation")
+    agent.dream.set_start_states(starts)
     values = {
         **model_values,
         **agent.part.mode(learning=False, explore=False, episode_budget=episodes),
