@@ -56,6 +56,7 @@ from nmbrl_brian.config import load_config
 from nmbrl_brian.devices import reset_device, select_device
 from nmbrl_brian.envs import EnvironmentWrapper
 from nmbrl_brian.envs.env_loop import EnvLoop
+from nmbrl_brian.equations.world_model import WorldModelConfig
 from nmbrl_brian.errors import ConfigError
 from nmbrl_brian.experiment_tools import check_common_args, experiment_parser, parallel_map, run_main
 from nmbrl_brian.plotting import save_figure
@@ -65,7 +66,7 @@ from nmbrl_brian.training.run import build_agent
 from nmbrl_brian.world_models import LinearWorldModel, MLPWorldModel, collect_transitions
 from nmbrl_brian.world_models.baselines import MLPModelConfig
 from nmbrl_brian.world_models.evaluation import evaluate_models, rollout
-from nmbrl_brian.world_models.snn_world_model import SNNWorldModel, WorldModelConfig
+from nmbrl_brian.world_models.snn_world_model import SNNWorldModel
 
 ENV_ID = "CartPole-v1"
 DENSE_CONFIG = Path(__file__).resolve().parents[1] / "nmbrl_brian" / "configs" / "cartpole_dense.toml"

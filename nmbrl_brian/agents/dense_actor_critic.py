@@ -46,11 +46,12 @@ import gymnasium as gym
 import numpy as np
 
 from nmbrl_brian.agents.base import BaseAgent
-from nmbrl_brian.agents.config import AgentConfig
-from nmbrl_brian.encoding import EncodingConfig, PopulationEncoder
+from nmbrl_brian.encoding import PopulationEncoder
 from nmbrl_brian.energy import OperationCounts
 from nmbrl_brian.envs.env_loop import EnvLoop
 from nmbrl_brian.envs.environment_wrapper import check_spaces
+from nmbrl_brian.equations.actor_critic import AgentConfig
+from nmbrl_brian.equations.population_code import EncodingConfig
 from nmbrl_brian.errors import ConfigError, DivergenceError
 
 

@@ -22,14 +22,15 @@ from typing import Any
 import numpy as np
 from brian2 import NeuronGroup, Synapses, TimedArray, linked_var
 
-from nmbrl_brian.agents.config import AgentConfig
-from nmbrl_brian.encoding import EncodingConfig, PopulationEncoder
+from nmbrl_brian.encoding import PopulationEncoder
 from nmbrl_brian.energy import OperationCounts
 from nmbrl_brian.equations import actor_critic as ac_eqs
 from nmbrl_brian.equations import environment as env_eqs
 from nmbrl_brian.equations import population_code as pc_eqs
+from nmbrl_brian.equations.actor_critic import AgentConfig
+from nmbrl_brian.equations.eprop_neurons import SpikingNetworkConfig
+from nmbrl_brian.equations.population_code import EncodingConfig
 from nmbrl_brian.parts.base import EnvironmentPart, Part, ValueReader
-from nmbrl_brian.snn.config import SpikingNetworkConfig
 from nmbrl_brian.snn.direct_readout import add_direct_readout, direct_readout_equations
 from nmbrl_brian.snn.eprop_network import build_eprop_network
 

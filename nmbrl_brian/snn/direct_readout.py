@@ -8,7 +8,7 @@ objects. Maths and schedule: :mod:`nmbrl_brian.equations.direct_readout`.
 Example
 -------
 >>> from brian2 import Network, ms
->>> from nmbrl_brian.snn.config import SpikingNetworkConfig
+>>> from nmbrl_brian.equations.eprop_neurons import SpikingNetworkConfig
 >>> from nmbrl_brian.snn.eprop_network import build_eprop_network
 >>> net = build_eprop_network(4, 2, SpikingNetworkConfig(n_recurrent=20), input_kind="current",
 ...                           extra_equations=direct_readout_equations(True), name_prefix="demo")

@@ -12,7 +12,7 @@ thresholds, synaptic pathways, summed variables), so the network compiles with
 Example
 -------
 >>> from brian2 import Network, ms
->>> from nmbrl_brian.snn.config import SpikingNetworkConfig
+>>> from nmbrl_brian.equations.eprop_neurons import SpikingNetworkConfig
 from nmbrl_brian.snn.counting import activity_marks, counts_between  # noqa: F401 - re-exported
 >>> net = build_eprop_network(4, 2, SpikingNetworkConfig(n_recurrent=20), seed=0, name_prefix="demo")
 >>> brian_net = Network(*net.objects)
@@ -32,7 +32,7 @@ from brian2 import Clock, NeuronGroup, SpikeMonitor, Synapses, TimedArray
 from nmbrl_brian.energy import OperationCounts
 from nmbrl_brian.equations import eprop_neurons as neq
 from nmbrl_brian.equations import eprop_synapses as seq
-from nmbrl_brian.snn.config import SpikingNetworkConfig
+from nmbrl_brian.equations.eprop_neurons import SpikingNetworkConfig
 from nmbrl_brian.snn.counting import activity_marks, counts_between  # noqa: F401 - re-exported
 
 #: Keys of ``extra_equations``: the groups of the network.
