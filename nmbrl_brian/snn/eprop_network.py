@@ -13,7 +13,6 @@ Example
 -------
 >>> from brian2 import Network, ms
 >>> from nmbrl_brian.equations.eprop_neurons import SpikingNetworkConfig
-from nmbrl_brian.snn.counting import activity_marks, counts_between  # noqa: F401 - re-exported
 >>> net = build_eprop_network(4, 2, SpikingNetworkConfig(n_recurrent=20), seed=0, name_prefix="demo")
 >>> brian_net = Network(*net.objects)
 >>> net.set_inputs([0.2, 0.5, 1.0, 0.0]); net.set_errors([0.1, -0.3])
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from brian2 import Clock, NeuronGroup, SpikeMonitor, Synapses, TimedArray
 
+from nmbrl_brian import seeding
 from nmbrl_brian.energy import OperationCounts
 from nmbrl_brian.equations import eprop_neurons as neq
 from nmbrl_brian.equations import eprop_synapses as seq
@@ -342,7 +342,7 @@ def build_eprop_network(
     p = f"{name_prefix}_"
     model, n_rec = config.neuron_model, config.n_recurrent
     n_copies = len(seeds)
-    rngs = [np.random.default_rng(s) for s in seeds]
+    rngs = [seeding.network_rng(s) for s in seeds]
     clock = Clock(dt=config.dt, name=p + "clock")
     ns = config.namespace()
     timed: dict = {}

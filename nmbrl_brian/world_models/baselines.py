@@ -29,6 +29,7 @@ from typing import Any, Self
 import gymnasium as gym
 import numpy as np
 
+from nmbrl_brian import seeding
 from nmbrl_brian.errors import ConfigError
 from nmbrl_brian.world_models.base import BaseWorldModel
 from nmbrl_brian.world_models.dataset import Standardizer, TransitionDataset
@@ -372,7 +373,7 @@ class MLPWorldModel(PredictiveWorldModel):
         """Train from a fresh initialisation on all rows of ``dataset``; returns ``self``."""
         _check_dataset(dataset, self.obs_dim)
         cfg = self.config
-        rng = np.random.default_rng(cfg.seed)
+        rng = seeding.network_rng(cfg.seed)
         d = self.obs_dim
         self.obs_scaler = dataset.obs_standardizer()
         self.delta_scaler = dataset.delta_standardizer()

@@ -87,6 +87,7 @@ from typing import Any
 
 import numpy as np
 
+from nmbrl_brian import seeding
 from nmbrl_brian.encoding import PopulationEncoder
 from nmbrl_brian.equations.world_model import WorldModelConfig
 from nmbrl_brian.errors import ConfigError
@@ -401,7 +402,9 @@ class SNNWorldModel(PredictiveWorldModel):
         _check_dataset(dataset, self.obs_dim)
         learner, loop = self._fresh_loop()
         self.prepare(dataset)
-        order = fitting.pass_order(self.config, len(dataset), [self.config.seed, self.epochs_done])
+        order = fitting.pass_order(
+            self.config, len(dataset), seeding.epoch_seed(self.config.seed, self.epochs_done)
+        )
         row = fitting.fit_pass(
             loop,
             learner,
