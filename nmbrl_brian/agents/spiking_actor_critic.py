@@ -236,7 +236,7 @@ class SpikingActorCritic(BaseAgent):
     # Checkpoints and accounting
     def state_dict(self) -> dict[str, Any]:
         """Every state variable of the closed loop (arrays), the operation counts and the real transitions."""
-        has_state = not self.loop.standalone or self.loop._state is not None
+        has_state = self.loop.has_state
         return {
             "loop": self.loop.state() if has_state else None,
             **self.meter.state_dict(),

@@ -321,7 +321,7 @@ class ActorCriticPart(Part):
 
     def weight_variables(self) -> dict[str, tuple[Any, str]]:
         """The learned parameters: ``w_in``, ``w_rec``, ``w_out``, ``b_out`` (and ``B``, ``w_direct``)."""
-        out = self.eprop._weight_variables()
+        out = self.eprop.weight_variables()
         if self.direct is not None:
             out["w_direct"] = (self.direct.synapses, "w")
         return out

@@ -168,7 +168,7 @@ def add_direct_readout(
 def weight_variables(eprop: EpropNetwork, direct: DirectReadout | None) -> dict[str, tuple[Any, str]]:
     """The learned parameters of a network with an optional direct pathway, by name:
     ``w_in``, ``w_rec``, ``w_out``, ``b_out`` (``B``) and :data:`DIRECT_WEIGHT_KEY` -> ``(group, variable)``."""
-    out = eprop._weight_variables()
+    out = eprop.weight_variables()
     if direct is not None:
         out[DIRECT_WEIGHT_KEY] = (direct.synapses, "w")
     return out

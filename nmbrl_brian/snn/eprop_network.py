@@ -183,7 +183,7 @@ class EpropNetwork:
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
         """Write weights saved by :meth:`get_weights` (same connectivity)."""
-        for key, (obj, var) in self._weight_variables().items():
+        for key, (obj, var) in self.weight_variables().items():
             if key in weights:
                 getattr(obj, var)[:] = np.asarray(weights[key], dtype=float)
 
@@ -191,11 +191,13 @@ class EpropNetwork:
         """``run_args`` for ``device.run`` that start a standalone run from ``weights``."""
         return {
             getattr(obj, var): np.asarray(weights[key], dtype=float)
-            for key, (obj, var) in self._weight_variables().items()
+            for key, (obj, var) in self.weight_variables().items()
             if key in weights
         }
 
-    def _weight_variables(self) -> dict:
+    def weight_variables(self) -> dict:
+        """The learnt variables ``{key: (group, variable)}``: ``w_in``, ``w_out``, ``b_out``, and ``w_rec``
+        and ``B`` (feedback) when the network has them."""
         out = {"w_in": (self.syn_in, "w"), "w_out": (self.syn_out, "w"), "b_out": (self.readout, "b")}
         if self.syn_rec is not None:
             out["w_rec"] = (self.syn_rec, "w")
@@ -472,31 +474,18 @@ def build_eprop_network(
             np.int32
         )
 
-    syn_in = Synapses(
-        inputs,
-        recurrent,
-        equations(syn_eqs, "syn_in"),
-        on_pre=seq.ON_PRE,
-        namespace=ns,
-        clock=clock,
-        name=p + "syn_in",
-    )
-    connect_copies(syn_in, "in")
-    learning_ops(syn_in, "syn_in")
-
-    syn_rec = None
-    if config.recurrent:
-        syn_rec = Synapses(
-            recurrent,
-            recurrent,
-            equations(syn_eqs, "syn_rec"),
-            on_pre=seq.ON_PRE_RECURRENT,
-            namespace=ns,
-            clock=clock,
-            name=p + "syn_rec",
+    def learnt_synapses(source, target, key: str, on_pre: str) -> Synapses:
+        """Synapses ``syn_<key>`` from ``source`` to ``target``, connected per copy, learning by e-prop."""
+        name = f"syn_{key}"
+        syn = Synapses(
+            source, target, equations(syn_eqs, name), on_pre=on_pre, namespace=ns, clock=clock, name=p + name
         )
-        connect_copies(syn_rec, "rec")
-        learning_ops(syn_rec, "syn_rec")
+        connect_copies(syn, key)
+        learning_ops(syn, name)
+        return syn
+
+    syn_in = learnt_synapses(inputs, recurrent, "in", seq.ON_PRE)
+    syn_rec = learnt_synapses(recurrent, recurrent, "rec", seq.ON_PRE_RECURRENT) if config.recurrent else None
 
     symmetric = learn and config.feedback == "symmetric"
     out_eqs = seq.readout_synapse_equations("symmetric" if symmetric else "random")

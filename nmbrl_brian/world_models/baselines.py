@@ -42,6 +42,7 @@ __all__ = [
     "MLPModelConfig",
     "MLPWorldModel",
     "PredictiveWorldModel",
+    "check_dataset",
     "env_initial_state_sampler",
 ]
 
@@ -270,7 +271,7 @@ class LinearWorldModel(PredictiveWorldModel):
 
     def fit(self, dataset: TransitionDataset) -> LinearWorldModel:
         """Solve the least-squares problem on all rows of ``dataset``; returns ``self``."""
-        _check_dataset(dataset, self.obs_dim)
+        check_dataset(dataset, self.obs_dim)
         phi = self._features(dataset.obs, dataset.action)
         y = np.hstack([dataset.delta, dataset.reward[:, None], dataset.terminated[:, None].astype(float)])
         if self.config.ridge > 0:
@@ -371,7 +372,7 @@ class MLPWorldModel(PredictiveWorldModel):
 
     def fit(self, dataset: TransitionDataset) -> MLPWorldModel:
         """Train from a fresh initialisation on all rows of ``dataset``; returns ``self``."""
-        _check_dataset(dataset, self.obs_dim)
+        check_dataset(dataset, self.obs_dim)
         cfg = self.config
         rng = seeding.network_rng(cfg.seed)
         d = self.obs_dim
@@ -457,7 +458,14 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
-def _check_dataset(dataset: TransitionDataset, obs_dim: int) -> None:
+def check_dataset(dataset: TransitionDataset, obs_dim: int) -> None:
+    """Refuse an empty dataset or one whose observations are not ``obs_dim`` wide.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``dataset``.
+    """
     if len(dataset) == 0:
         raise ConfigError("dataset", "a non-empty TransitionDataset", 0)
     if dataset.obs_dim != obs_dim:

@@ -93,7 +93,7 @@ from nmbrl_brian.equations.world_model import WorldModelConfig
 from nmbrl_brian.errors import ConfigError
 from nmbrl_brian.parts.base import Part
 from nmbrl_brian.world_models import coding, fitting
-from nmbrl_brian.world_models.baselines import PredictiveWorldModel, _check_dataset
+from nmbrl_brian.world_models.baselines import PredictiveWorldModel, check_dataset
 from nmbrl_brian.world_models.dataset import Standardizer, TransitionDataset
 
 __all__ = ["SNNWorldModel"]
@@ -399,7 +399,7 @@ class SNNWorldModel(PredictiveWorldModel):
             just before learning from it, normalised by the variance of Δs) and ``run_s``
             (wall time of the network runs, s).
         """
-        _check_dataset(dataset, self.obs_dim)
+        check_dataset(dataset, self.obs_dim)
         learner, loop = self._fresh_loop()
         self.prepare(dataset)
         order = fitting.pass_order(
@@ -423,7 +423,7 @@ class SNNWorldModel(PredictiveWorldModel):
         (:func:`~nmbrl_brian.world_models.fitting.fit_in_loop`, the model-based agent's fit:
         step sizes decaying over these passes, orders seeded ``[config.seed, fits_done, pass]``);
         return ``self``."""
-        _check_dataset(dataset, self.obs_dim)
+        check_dataset(dataset, self.obs_dim)
         learner, loop = self._fresh_loop()
         rows = fitting.fit_in_loop(
             loop, learner, self, dataset, cycle=self.fits_done, run=self._runner("train_run")
