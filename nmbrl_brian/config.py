@@ -327,7 +327,14 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
-def _set_nested(data: dict[str, Any], keys: list[str], value: Any) -> None:
+def set_nested(data: dict[str, Any], keys: list[str], value: Any) -> None:
+    """Set ``data[keys[0]][keys[1]]... = value``, creating the tables on the way.
+
+    Raises
+    ------
+    ConfigError
+        Naming the dotted key if a step on the way is a value, not a table.
+    """
     node = data
     for i, k in enumerate(keys[:-1]):
         child = node.setdefault(k, {})
@@ -372,7 +379,7 @@ def load_config(
             raise ConfigError("--config", "a valid TOML file", str(path), note=str(exc)) from exc
     for item in overrides:
         keys, value = _parse_override(item)
-        _set_nested(data, keys, value)
+        set_nested(data, keys, value)
     for key, value in top_level.items():
         if value is not None:
             data[key] = value
@@ -418,7 +425,7 @@ def apply_resume_overrides(config: RunConfig, overrides: list[str] | tuple[str, 
                 + " or ".join(RESUME_OVERRIDES)
                 + " with --resume (the rest of a run's config is fixed)",
             )
-        _set_nested(data, keys, value)
+        set_nested(data, keys, value)
     return from_dict(RunConfig, data)
 
 
