@@ -47,7 +47,7 @@ from typing import Any
 
 import pandas as pd
 
-from nmbrl_brian.config import RunConfig, set_nested, from_dict
+from nmbrl_brian.config import RunConfig, from_dict, set_nested
 from nmbrl_brian.errors import ConfigError
 
 #: Keys of a grid file.
