@@ -67,6 +67,9 @@ Schedule within the ``start`` slot of a period (``order``): 0 the summed trace n
 then the environment step and the input encoding (see
 :mod:`nmbrl_brian.equations.environment` and
 :mod:`nmbrl_brian.equations.population_code`).
+
+Its parameters (:math:`\\gamma`, :math:`\\lambda`, the step sizes) are :class:`AgentConfig`
+(config section ``agent``).
 """
 
 from __future__ import annotations

@@ -76,8 +76,10 @@ neurons need neither a reset nor a Brian2 refractory mechanism.
 
 The constants (``alpha``, ``kappa``, ``rho``, ``beta``, ``v_th``, ``gamma_pd``,
 ``refractory_steps``, ``input_rate_hz``) come from
-:meth:`nmbrl_brian.equations.eprop_neurons.SpikingNetworkConfig.namespace`: the decay factors and the
-refractory steps derived from the time constants, the others under their config names.
+:meth:`SpikingNetworkConfig.namespace`: the decay factors and the refractory steps derived
+from the time constants, the others under their config names. :class:`SpikingNetworkConfig`
+(config section ``network``, and ``world_model.network``) is the one place where the network's
+parameters are defined (the unit is in the field name: ``_ms``, ``_hz``).
 """
 
 from __future__ import annotations

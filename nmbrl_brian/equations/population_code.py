@@ -11,6 +11,9 @@ per environment period on the agent's input neurons, each of which reads its
 dimension of the environment's ``obs`` port through a linked variable. ``x`` is then
 sent as a current or used as a Poisson firing probability scale
 (:mod:`nmbrl_brian.equations.eprop_neurons`).
+
+Its parameters (:math:`K`, :math:`w`, the ranges) are :class:`EncodingConfig` (config
+sections ``encoding`` and ``world_model.encoding``).
 """
 
 from __future__ import annotations

@@ -35,6 +35,8 @@ currents):
 At the start of the next period every copy's prediction for its action is ready
 (latched), and the dream steps with the one for the action the agent has chosen:
 :math:`s' = s + \\sigma_\\Delta\\, y_{a} / \\text{target\\_scale} + \\mu_\\Delta`.
+
+Its parameters are :class:`WorldModelConfig` (config section ``world_model``).
 """
 
 from __future__ import annotations
