@@ -1,4 +1,8 @@
-"""Settings shared by every TD(lambda) actor-critic agent (dense or spiking)."""
+"""The model-based cycle's settings (:class:`ModelBasedConfig`) and the names agents choose from.
+
+The actor-critic rule's settings, :class:`~nmbrl_brian.equations.actor_critic.AgentConfig`, sit beside
+its maths.
+"""
 
 from __future__ import annotations
 
