@@ -49,13 +49,14 @@ import pandas as pd
 
 from nmbrl_brian.devices import DEVICES, reset_device, select_device
 from nmbrl_brian.envs import EnvironmentWrapper
+from nmbrl_brian.equations.world_model import WorldModelConfig
 from nmbrl_brian.errors import ConfigError, DeviceError
 from nmbrl_brian.experiment_tools import check_common_args, experiment_parser, run_main
 from nmbrl_brian.plotting import save_figure
 from nmbrl_brian.results import write_csv_atomic
 from nmbrl_brian.world_models import collect_transitions
 from nmbrl_brian.world_models.evaluation import one_step_metrics
-from nmbrl_brian.world_models.snn_world_model import SNNWorldModel, WorldModelConfig
+from nmbrl_brian.world_models.snn_world_model import SNNWorldModel
 
 ENV_ID = "CartPole-v1"
 FULL = {"n_train": 5000, "n_held_out": 2000, "epochs": 3}

@@ -52,20 +52,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nmbrl_brian import seeding
 from nmbrl_brian.config import load_config
 from nmbrl_brian.devices import reset_device, select_device
 from nmbrl_brian.envs import EnvironmentWrapper
 from nmbrl_brian.envs.env_loop import EnvLoop
+from nmbrl_brian.equations.world_model import WorldModelConfig
 from nmbrl_brian.errors import ConfigError
 from nmbrl_brian.experiment_tools import check_common_args, experiment_parser, parallel_map, run_main
 from nmbrl_brian.plotting import save_figure
 from nmbrl_brian.results import write_csv_atomic
-from nmbrl_brian.training.actor_critic_trainer import evaluation_seed
 from nmbrl_brian.training.run import build_agent
 from nmbrl_brian.world_models import LinearWorldModel, MLPWorldModel, collect_transitions
 from nmbrl_brian.world_models.baselines import MLPModelConfig
 from nmbrl_brian.world_models.evaluation import evaluate_models, rollout
-from nmbrl_brian.world_models.snn_world_model import SNNWorldModel, WorldModelConfig
+from nmbrl_brian.world_models.snn_world_model import SNNWorldModel
 
 ENV_ID = "CartPole-v1"
 DENSE_CONFIG = Path(__file__).resolve().parents[1] / "nmbrl_brian" / "configs" / "cartpole_dense.toml"
@@ -109,7 +110,7 @@ def train_good_policy(seed: int, *, threshold: float = 475.0, max_steps: int = 2
         returns.clear()
         eval_loop = EnvLoop(
             EnvironmentWrapper(ENV_ID),
-            seed=evaluation_seed(seed, chunk, config.eval_episodes),
+            seed=seeding.evaluation_seed(seed, chunk, config.eval_episodes),
             on_episode_end=lambda ret, length: returns.append(ret),
         )
         agent.interact(eval_loop, max_episodes=config.eval_episodes, explore=False, learn=False)

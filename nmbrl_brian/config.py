@@ -2,16 +2,21 @@
 
 A run is described by :class:`RunConfig`. Its top level holds what every agent
 shares (environment, seed, step budget, evaluation, device); nested sections hold
-the settings of one component each and live next to that component:
+the settings of one component each and live next to that component's equations:
 
-========== ======================================================= =================
-section    dataclass                                               used by
-========== ======================================================= =================
-agent      :class:`nmbrl_brian.agents.config.AgentConfig`           every agent
-encoding   :class:`nmbrl_brian.encoding.EncodingConfig`             every agent
-dense      :class:`nmbrl_brian.agents.dense_actor_critic.DenseNetworkConfig`  dense agent
-network    :class:`nmbrl_brian.snn.config.SpikingNetworkConfig`     spiking networks
-========== ======================================================= =================
+=========== ================================================================= =================
+section     dataclass                                                         used by
+=========== ================================================================= =================
+agent       :class:`nmbrl_brian.equations.actor_critic.AgentConfig`           every agent
+encoding    :class:`nmbrl_brian.equations.population_code.EncodingConfig`     every agent
+dense       :class:`nmbrl_brian.agents.dense_actor_critic.DenseNetworkConfig` dense agent
+network     :class:`nmbrl_brian.equations.eprop_neurons.SpikingNetworkConfig` spiking networks
+world_model :class:`nmbrl_brian.equations.world_model.WorldModelConfig`       model-based agent
+model_based :class:`nmbrl_brian.agents.config.ModelBasedConfig`               model-based agent
+=========== ================================================================= =================
+
+Each section's dataclass sits beside the maths it parameterises and says, with its
+``unused_fields`` method, which of its fields a run leaves unused (composed by :func:`unused_fields`).
 
 Every value is checked on load; a bad key, type or value raises
 :class:`~nmbrl_brian.errors.ConfigError` with a one-line message naming the dotted
@@ -29,13 +34,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nmbrl_brian.agents.config import EQUATION_ENVIRONMENTS, AgentConfig, ModelBasedConfig
+from nmbrl_brian.agents.config import EQUATION_ENVIRONMENTS, ModelBasedConfig
 from nmbrl_brian.agents.dense_actor_critic import DenseNetworkConfig
 from nmbrl_brian.devices import DEVICES
-from nmbrl_brian.encoding import EncodingConfig
+from nmbrl_brian.equations.actor_critic import AgentConfig
+from nmbrl_brian.equations.eprop_neurons import SpikingNetworkConfig
+from nmbrl_brian.equations.population_code import EncodingConfig
+from nmbrl_brian.equations.world_model import WorldModelConfig
 from nmbrl_brian.errors import ConfigError
-from nmbrl_brian.snn.config import SpikingNetworkConfig
-from nmbrl_brian.world_models.snn_world_model import WorldModelConfig
 
 #: Values of ``environment``.
 ENVIRONMENTS = ("auto", "gymnasium", "equations")
@@ -192,37 +198,7 @@ def unused_fields(config: RunConfig) -> dict[str, str]:
             "the actor-critic's readout step sizes are agent.actor_lr and agent.critic_lr"
         )
     spiking_model = config.agent.kind == "spiking_model_based" and config.model_based.model == "spiking"
-    if not spiking_model:
-        for f in dataclasses.fields(WorldModelConfig):
-            if f.name not in ("network", "encoding"):
-                unused[f"world_model.{f.name}"] = (
-                    "no spiking world model is used (model_based.model, agent.kind)"
-                )
-        for f in dataclasses.fields(SpikingNetworkConfig):
-            unused[f"world_model.network.{f.name}"] = "no spiking world model is used"
-        for f in dataclasses.fields(EncodingConfig):
-            unused[f"world_model.encoding.{f.name}"] = "no spiking world model is used"
-    else:
-        wm = config.world_model
-        unused.update({f"world_model.network.{k}": v for k, v in wm.network.unused_fields().items()})
-        for name in ("learning_rate", "readout_learning_rate", "direct_readout"):
-            unused[f"world_model.network.{name}"] = f"world_model.{name} sets it"
-        unused["world_model.seed"] = "the world model takes the run's seed"
-        # The closed loop's learner (agents/model_based.py) has the loop's periods_per_run rows;
-        # world_model.shuffle is read (world_models/fitting.py pass_order).
-        unused["world_model.periods_per_run"] = (
-            "the model-based cycle's world model runs in the closed loop (periods_per_run sets its rows)"
-        )
-        if wm.termination != "learned":  # CartPole has a rule: "auto" and "given" both use it
-            for name in ("termination_weight", "termination_positive_weight"):
-                unused[f"world_model.{name}"] = (
-                    f"world_model.termination is {wm.termination!r} (the task's rule ends dreamed episodes)"
-                )
-        if wm.encoding_span_std > 0:
-            for name in ("obs_low", "obs_high"):
-                unused[f"world_model.encoding.{name}"] = (
-                    "world_model.encoding_span_std > 0 fits the range to the data"
-                )
+    unused.update({f"world_model.{k}": v for k, v in config.world_model.unused_fields(spiking_model).items()})
     if config.agent.kind == "spiking_model_based" and config.model_based.parallel:
         unused["model_based.start_states"] = (
             "model_based.parallel dreams from all real states (the dreamer gets every one)"
@@ -236,9 +212,7 @@ def unused_fields(config: RunConfig) -> dict[str, str]:
         if mb.dream_chunk == 0:
             for name in ("dream_eval_episodes", "dream_stop_return", "dream_patience", "keep_best_in_dream"):
                 unused[f"model_based.{name}"] = "model_based.dream_chunk is 0 (one dream a cycle, no dreamed evaluation)"
-    if config.encoding.kind == "raw":
-        for name in ("neurons_per_dim", "width", "obs_low", "obs_high"):
-            unused[f"encoding.{name}"] = "encoding.kind is 'raw'"
+    unused.update({f"encoding.{k}": v for k, v in config.encoding.unused_fields().items()})
     return unused
 
 
@@ -362,7 +336,14 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
-def _set_nested(data: dict[str, Any], keys: list[str], value: Any) -> None:
+def set_nested(data: dict[str, Any], keys: list[str], value: Any) -> None:
+    """Set ``data[keys[0]][keys[1]]... = value``, creating the tables on the way.
+
+    Raises
+    ------
+    ConfigError
+        Naming the dotted key if a step on the way is a value, not a table.
+    """
     node = data
     for i, k in enumerate(keys[:-1]):
         child = node.setdefault(k, {})
@@ -407,7 +388,7 @@ def load_config(
             raise ConfigError("--config", "a valid TOML file", str(path), note=str(exc)) from exc
     for item in overrides:
         keys, value = _parse_override(item)
-        _set_nested(data, keys, value)
+        set_nested(data, keys, value)
     for key, value in top_level.items():
         if value is not None:
             data[key] = value
@@ -453,7 +434,7 @@ def apply_resume_overrides(config: RunConfig, overrides: list[str] | tuple[str, 
                 + " or ".join(RESUME_OVERRIDES)
                 + " with --resume (the rest of a run's config is fixed)",
             )
-        _set_nested(data, keys, value)
+        set_nested(data, keys, value)
     return from_dict(RunConfig, data)
 
 

@@ -12,45 +12,10 @@ into input firing rates (Poisson) or input currents.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from nmbrl_brian.equations.population_code import EncodingConfig
 from nmbrl_brian.errors import ConfigError
-
-#: Observation ranges covering CartPole-v1's reachable states (x, x_dot, theta, theta_dot).
-CARTPOLE_OBS_LOW = (-2.4, -3.0, -0.21, -3.5)
-CARTPOLE_OBS_HIGH = (2.4, 3.0, 0.21, 3.5)
-
-
-@dataclass(frozen=True)
-class EncodingConfig:
-    """How observations are presented to an agent."""
-
-    kind: str = "population"
-    """``"population"`` (Gaussian population coding) or ``"raw"`` (the observation itself)."""
-    neurons_per_dim: int = 10
-    """Population-coding neurons per observation dimension (K >= 2)."""
-    width: float = 0.6
-    """Tuning width sigma as a fraction of the spacing between preferred values."""
-    obs_low: tuple[float, ...] = CARTPOLE_OBS_LOW
-    """Lower end of the encoded range per observation dimension (values are clipped)."""
-    obs_high: tuple[float, ...] = CARTPOLE_OBS_HIGH
-    """Upper end of the encoded range per observation dimension (values are clipped)."""
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("population", "raw"):
-            raise ConfigError("encoding.kind", "one of 'population', 'raw'", self.kind)
-        if self.neurons_per_dim < 2:
-            raise ConfigError("encoding.neurons_per_dim", "an integer >= 2", self.neurons_per_dim)
-        if not self.width > 0:
-            raise ConfigError("encoding.width", "a number > 0", self.width)
-        if len(self.obs_low) != len(self.obs_high):
-            raise ConfigError(
-                "encoding.obs_high", f"a list of {len(self.obs_low)} numbers like obs_low", self.obs_high
-            )
-        if any(h <= lo for lo, h in zip(self.obs_low, self.obs_high)):
-            raise ConfigError("encoding.obs_high", "values greater than obs_low", self.obs_high)
 
 
 class PopulationEncoder:

@@ -242,13 +242,20 @@ class ClosedLoop:
     # ----------------------------------------------------------------------------------
     # State
     @staticmethod
-    def _key(obj, name: str) -> str:
+    def state_key(obj, name: str) -> str:
+        """The key of ``obj.name`` in :meth:`state` (``"group.variable"``)."""
         return f"{obj.name}.{name}"
+
+    @property
+    def has_state(self) -> bool:
+        """Whether :meth:`state` can be read: always in runtime mode, under a standalone device
+        once a run has ended or a state was loaded."""
+        return not self.standalone or self._state is not None
 
     def resolve(self, key: str) -> tuple[Any, str]:
         """The ``(group, variable)`` of a state key ``"group.variable"`` (as in :meth:`state`)."""
         for obj, name in self.variables:
-            if self._key(obj, name) == key:
+            if self.state_key(obj, name) == key:
                 return obj, name
         raise KeyError(f"state: no variable {key!r} in this loop")
 
@@ -258,7 +265,7 @@ class ClosedLoop:
             return np.array(obj.variables[name].get_value())
         if self._state is None:
             return np.zeros(obj.variables[name].size, dtype=obj.variables[name].dtype)
-        return self._state[self._key(obj, name)]
+        return self._state[self.state_key(obj, name)]
 
     def state(self) -> dict[str, np.ndarray]:
         """Copies of every state variable (``"group.variable"`` -> array), e.g. for a checkpoint."""
@@ -267,12 +274,13 @@ class ClosedLoop:
                 raise RuntimeError("the standalone loop has no state before its first run")
             return {k: v.copy() for k, v in self._state.items()}
         return {
-            self._key(obj, name): np.array(obj.variables[name].get_value()) for obj, name in self.variables
+            self.state_key(obj, name): np.array(obj.variables[name].get_value())
+            for obj, name in self.variables
         }
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
         """Write a state returned by :meth:`state` (same parts and sizes)."""
-        expected = {self._key(obj, name): (obj, name) for obj, name in self.variables}
+        expected = {self.state_key(obj, name): (obj, name) for obj, name in self.variables}
         missing = set(expected) - set(state)
         if missing:
             raise ValueError(f"state: missing {sorted(missing)[:5]} (not a state of this loop)")
@@ -436,7 +444,7 @@ class ClosedLoop:
             var = obj.variables[name]
             entries.append(
                 {
-                    "name": self._key(obj, name),
+                    "name": self.state_key(obj, name),
                     "file": device.get_array_filename(var),
                     "dtype": np.dtype(var.dtype).str,
                     "dynamic": bool(getattr(var, "dynamic", False)),
@@ -477,7 +485,7 @@ class ClosedLoop:
         merged, tables = self._run_inputs(values)
         run_values = {}
         if self._state is not None:
-            run_values = {(obj, name): self._state[self._key(obj, name)] for obj, name in self.variables}
+            run_values = {(obj, name): self._state[self.state_key(obj, name)] for obj, name in self.variables}
         run_values.update({key: np.asarray(value) for key, value in merged.items()})
         run_args = {
             getattr(obj, name): Quantity(value, dim=obj.variables[name].dim)  # raw arrays get their unit back
@@ -488,7 +496,8 @@ class ClosedLoop:
         run_standalone_binary(device, self._build_dir(), run_args)  # an error it reports fails the run
         self._delete_run_args(device)
         self._state = {
-            self._key(obj, name): np.array(obj.variables[name].get_value()) for obj, name in self.variables
+            self.state_key(obj, name): np.array(obj.variables[name].get_value())
+            for obj, name in self.variables
         }
 
     def _build_dir(self) -> Path:

@@ -2,7 +2,7 @@
 
 Optional (the ``peers`` extra: ``pip install 'nmbrl-brian[peers]'``). PPO trains on the real
 environment; at each evaluation point (real steps, as for the package's agents) it plays
-greedy episodes on the evaluation seeds of :func:`~nmbrl_brian.training.actor_critic_trainer.evaluation_seed`
+greedy episodes on the evaluation seeds of :func:`~nmbrl_brian.seeding.evaluation_seed`
 and writes the same tidy ``metrics.csv`` columns (``env_steps``, ``return_mean``, ``seed``, ...).
 
 rl-zoo (``hyperparams/ppo.yml``, CartPole-v1): 8 environments, ``n_steps=32``,
@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nmbrl_brian import seeding
 from nmbrl_brian.errors import ConfigError
 from nmbrl_brian.results import write_csv_atomic
 
@@ -54,7 +55,7 @@ def evaluate_policy(model, seed: int, episodes: int) -> np.ndarray:
     env = EnvironmentWrapper("CartPole-v1")
     returns = []
     for k in range(episodes):
-        obs, _ = env.reset(seed=seed + k)
+        obs, _ = env.reset(seed=seeding.episode_reset_seed(seed, k))
         done, total = False, 0.0
         while not done:
             action, _ = model.predict(obs, deterministic=True)
@@ -74,8 +75,6 @@ def run_ppo(
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
-    from nmbrl_brian.training.actor_critic_trainer import evaluation_seed
-
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"ppo_seed{seed}.csv"
     if path.is_file():
@@ -87,7 +86,9 @@ def run_ppo(
         def _on_step(self) -> bool:
             while schedule and self.num_timesteps >= schedule[0]:
                 step = schedule.pop(0)
-                returns = evaluate_policy(self.model, evaluation_seed(seed, len(rows), episodes), episodes)
+                returns = evaluate_policy(
+                    self.model, seeding.evaluation_seed(seed, len(rows), episodes), episodes
+                )
                 rows.append(
                     {
                         "env_steps": step,
@@ -104,7 +105,7 @@ def run_ppo(
     params["learning_rate"] = _linear(params["learning_rate"])
     params["clip_range"] = _linear(params["clip_range"])
     model = PPO("MlpPolicy", env, seed=seed, verbose=0, device="cpu", **params)
-    first = evaluate_policy(model, evaluation_seed(seed, 0, episodes), episodes)
+    first = evaluate_policy(model, seeding.evaluation_seed(seed, 0, episodes), episodes)
     rows.append(
         {
             "env_steps": 0,

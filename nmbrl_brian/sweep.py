@@ -47,7 +47,7 @@ from typing import Any
 
 import pandas as pd
 
-from nmbrl_brian.config import RunConfig, _set_nested, from_dict
+from nmbrl_brian.config import RunConfig, from_dict, set_nested
 from nmbrl_brian.errors import ConfigError
 
 #: Keys of a grid file.
@@ -211,7 +211,7 @@ def load_grid(path: str | Path) -> Grid:
             run = copy.deepcopy(base)
             try:
                 for name, value in params:
-                    _set_nested(run, name.split("."), copy.deepcopy(value))
+                    set_nested(run, name.split("."), copy.deepcopy(value))
                 run["seed"] = seed
                 config = from_dict(RunConfig, run)
             except ConfigError as exc:

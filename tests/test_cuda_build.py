@@ -12,12 +12,12 @@ import shutil
 
 import pytest
 
-from nmbrl_brian.agents.config import AgentConfig
 from nmbrl_brian.devices import reset_device, select_device
-from nmbrl_brian.encoding import EncodingConfig
+from nmbrl_brian.equations.actor_critic import AgentConfig
+from nmbrl_brian.equations.eprop_neurons import SpikingNetworkConfig
+from nmbrl_brian.equations.population_code import EncodingConfig
 from nmbrl_brian.loop import ClosedLoop
 from nmbrl_brian.parts import ActorCriticPart, CartPolePart
-from nmbrl_brian.snn.config import SpikingNetworkConfig
 
 pytestmark = [
     pytest.mark.slow,

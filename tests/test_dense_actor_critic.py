@@ -8,10 +8,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from nmbrl_brian.agents import AgentConfig, DenseActorCritic, DenseNetworkConfig
-from nmbrl_brian.encoding import EncodingConfig
+from nmbrl_brian.agents import DenseActorCritic, DenseNetworkConfig
 from nmbrl_brian.envs import EnvironmentWrapper
 from nmbrl_brian.envs.env_loop import EnvLoop
+from nmbrl_brian.equations.actor_critic import AgentConfig
+from nmbrl_brian.equations.population_code import EncodingConfig
 from nmbrl_brian.errors import ConfigError
 
 GAMMA, LAM, ACTOR_LR, CRITIC_LR = 0.9, 0.5, 0.1, 0.2
@@ -234,11 +235,11 @@ def test_config_validation_names_the_field(kwargs, field):
 
 
 def test_operation_counts_follow_the_work_done():
-    from nmbrl_brian.agents.config import AgentConfig
     from nmbrl_brian.agents.dense_actor_critic import DenseActorCritic, DenseNetworkConfig
-    from nmbrl_brian.encoding import EncodingConfig
     from nmbrl_brian.envs import EnvironmentWrapper
     from nmbrl_brian.envs.env_loop import EnvLoop
+    from nmbrl_brian.equations.actor_critic import AgentConfig
+    from nmbrl_brian.equations.population_code import EncodingConfig
 
     env = EnvironmentWrapper()
     agent = DenseActorCritic(

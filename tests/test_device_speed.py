@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nmbrl_brian.world_models.snn_world_model import WorldModelConfig
+from nmbrl_brian.equations.world_model import WorldModelConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = "experiments/device_speed.py"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from brian2 import Network, StateMonitor, ms, prefs
 
-from nmbrl_brian.snn.config import SpikingNetworkConfig
+from nmbrl_brian.equations.eprop_neurons import SpikingNetworkConfig
 from nmbrl_brian.snn.direct_readout import add_direct_readout, direct_readout_equations
 from nmbrl_brian.snn.eprop_network import build_eprop_network
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from brian2 import Network, StateMonitor, ms, prefs
 
+from nmbrl_brian.equations.eprop_neurons import SpikingNetworkConfig
 from nmbrl_brian.errors import ConfigError
-from nmbrl_brian.snn.config import SpikingNetworkConfig
 from nmbrl_brian.snn.eprop_network import build_eprop_network
 from nmbrl_brian.snn.reference import reference_from_network
 

@@ -13,8 +13,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from nmbrl_brian.envs import EnvironmentWrapper, WorldModelEnv
+from nmbrl_brian.equations.world_model import DEFAULT_WORLD_MODEL_NETWORK, WorldModelConfig
 from nmbrl_brian.errors import ConfigError
-from nmbrl_brian.world_models.config import DEFAULT_WORLD_MODEL_NETWORK, WorldModelConfig
 from nmbrl_brian.world_models.dataset import collect_transitions
 from nmbrl_brian.world_models.evaluation import one_step_metrics
 from nmbrl_brian.world_models.snn_world_model import SNNWorldModel

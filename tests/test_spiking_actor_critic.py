@@ -16,21 +16,21 @@ import pytest
 from brian2 import Network, NeuronGroup, StateMonitor, TimedArray, linked_var, ms
 from scipy import stats
 
-from nmbrl_brian.agents.config import AgentConfig
 from nmbrl_brian.agents.spiking_actor_critic import SpikingActorCritic
 from nmbrl_brian.config import load_config
 from nmbrl_brian.devices import select_device
-from nmbrl_brian.encoding import EncodingConfig
 from nmbrl_brian.energy import OperationCounts
 from nmbrl_brian.envs import EnvironmentWrapper
 from nmbrl_brian.envs.env_loop import EnvLoop
 from nmbrl_brian.equations import actor_critic as ac_eqs
 from nmbrl_brian.equations import environment as env_eqs
+from nmbrl_brian.equations.actor_critic import AgentConfig
+from nmbrl_brian.equations.eprop_neurons import SpikingNetworkConfig
+from nmbrl_brian.equations.population_code import EncodingConfig
 from nmbrl_brian.errors import ConfigError
 from nmbrl_brian.loop import ClosedLoop
 from nmbrl_brian.parts import ActorCriticPart, GymnasiumPart
 from nmbrl_brian.parts.agent import uniform_stream
-from nmbrl_brian.snn.config import SpikingNetworkConfig
 from nmbrl_brian.world_models.base import BaseWorldModel
 
 CONFIGS = Path(__file__).resolve().parents[1] / "nmbrl_brian" / "configs"

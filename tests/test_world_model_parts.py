@@ -17,10 +17,10 @@ from brian2 import Network, NeuronGroup, ms
 
 from nmbrl_brian.envs import EnvironmentWrapper
 from nmbrl_brian.equations.environment import RESET, STEP
+from nmbrl_brian.equations.world_model import DEFAULT_WORLD_MODEL_NETWORK, WorldModelConfig
 from nmbrl_brian.loop import ClosedLoop
 from nmbrl_brian.parts.dream import DreamPart
 from nmbrl_brian.parts.world_model import SpikingPredictor, WorldModelLearnerPart
-from nmbrl_brian.world_models.config import DEFAULT_WORLD_MODEL_NETWORK, WorldModelConfig
 from nmbrl_brian.world_models.dataset import collect_transitions
 from nmbrl_brian.world_models.fitting import fit_in_loop, present
 from nmbrl_brian.world_models.snn_world_model import SNNWorldModel

@@ -1,4 +1,8 @@
-"""Settings shared by every TD(lambda) actor-critic agent (dense or spiking)."""
+"""The model-based cycle's settings (:class:`ModelBasedConfig`) and the names agents choose from.
+
+The actor-critic rule's settings, :class:`~nmbrl_brian.equations.actor_critic.AgentConfig`, sit beside
+its maths.
+"""
 
 from __future__ import annotations
 
@@ -7,43 +11,10 @@ from dataclasses import dataclass
 
 from nmbrl_brian.errors import ConfigError
 
-AGENT_KINDS = ("dense_actor_critic", "spiking_actor_critic", "spiking_model_based")
 #: Environments written as Brian2 equations (a spiking agent's ``environment = "equations"``).
 EQUATION_ENVIRONMENTS = ("CartPole-v0", "CartPole-v1")
 #: Models a model-based agent can dream in.
 MODELS = ("spiking", "linear", "perfect")
-
-
-@dataclass(frozen=True)
-class AgentConfig:
-    """The actor-critic learning rule: TD error, eligibility traces and step sizes."""
-
-    kind: str = "dense_actor_critic"
-    """Which agent to build: ``"dense_actor_critic"``, ``"spiking_actor_critic"`` or
-    ``"spiking_model_based"`` (the spiking actor-critic learning in a world model's dreams)."""
-    gamma: float = 0.99
-    """Discount factor of the TD error, in [0, 1)."""
-    trace_decay: float = 0.8
-    """Eligibility-trace decay lambda of TD(lambda), in [0, 1]."""
-    actor_lr: float = 0.01
-    """Normalised step size of the actor: one decision moves the policy logits by about
-    ``actor_lr * delta * (onehot(a) - pi)`` (its features or eligibilities have unit norm: the dense
-    agent normalises its features, the spiking agent divides its learning signals by the squared
-    norm of the readouts' eligibility vector, as in normalised LMS)."""
-    critic_lr: float = 0.05
-    """Normalised step size of the critic: one step moves the value by about ``critic_lr * delta``."""
-
-    def __post_init__(self) -> None:
-        if self.kind not in AGENT_KINDS:
-            raise ConfigError("agent.kind", "one of " + ", ".join(repr(k) for k in AGENT_KINDS), self.kind)
-        if not 0.0 <= self.gamma < 1.0:
-            raise ConfigError("agent.gamma", "a number in [0, 1)", self.gamma)
-        if not 0.0 <= self.trace_decay <= 1.0:
-            raise ConfigError("agent.trace_decay", "a number in [0, 1]", self.trace_decay)
-        for name in ("actor_lr", "critic_lr"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ConfigError(f"agent.{name}", "a finite number > 0", value)
 
 
 @dataclass(frozen=True)

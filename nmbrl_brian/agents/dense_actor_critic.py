@@ -45,12 +45,14 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from nmbrl_brian import seeding
 from nmbrl_brian.agents.base import BaseAgent
-from nmbrl_brian.agents.config import AgentConfig
-from nmbrl_brian.encoding import EncodingConfig, PopulationEncoder
+from nmbrl_brian.encoding import PopulationEncoder
 from nmbrl_brian.energy import OperationCounts
 from nmbrl_brian.envs.env_loop import EnvLoop
 from nmbrl_brian.envs.environment_wrapper import check_spaces
+from nmbrl_brian.equations.actor_critic import AgentConfig
+from nmbrl_brian.equations.population_code import EncodingConfig
 from nmbrl_brian.errors import ConfigError, DivergenceError
 
 
@@ -147,7 +149,7 @@ class DenseActorCritic(BaseAgent):
         self.encoder = PopulationEncoder(encoding, observation_space.shape[0])
         self.feature_scale = 1.0 / expected_feature_norm(self.encoder) if dense.normalize_features else 1.0
         self.n_actions = int(action_space.n)
-        self.rng = np.random.default_rng(seed)
+        self.rng = seeding.network_rng(seed)
         n_in, n_hidden = self.encoder.size, dense.hidden_units
         n_mid = n_hidden if n_hidden > 0 else n_in
         shapes = {}

@@ -35,6 +35,7 @@ import numpy as np
 
 from nmbrl_brian.agents.config import EQUATION_ENVIRONMENTS, ModelBasedConfig
 from nmbrl_brian.agents.spiking_actor_critic import SpikingActorCritic
+from nmbrl_brian.equations.world_model import WorldModelConfig
 from nmbrl_brian.errors import ConfigError
 from nmbrl_brian.loop import ClosedLoop
 from nmbrl_brian.parts.dream import DreamPart, LinearPredictor, PerfectCartPole
@@ -42,7 +43,7 @@ from nmbrl_brian.parts.switch import EnvironmentSwitch
 from nmbrl_brian.parts.world_model import SpikingPredictor, WorldModelLearnerPart
 from nmbrl_brian.training import phases
 from nmbrl_brian.world_models.fitting import fit_in_loop
-from nmbrl_brian.world_models.snn_world_model import SNNWorldModel, WorldModelConfig
+from nmbrl_brian.world_models.snn_world_model import SNNWorldModel
 from nmbrl_brian.world_models.termination import termination_fn_for
 
 

@@ -29,14 +29,15 @@ from typing import Any
 import numpy as np
 
 from nmbrl_brian.agents.base import BaseAgent
-from nmbrl_brian.agents.config import EQUATION_ENVIRONMENTS, AgentConfig
-from nmbrl_brian.encoding import EncodingConfig
+from nmbrl_brian.agents.config import EQUATION_ENVIRONMENTS
 from nmbrl_brian.energy import OperationCounts
 from nmbrl_brian.envs.env_loop import EnvLoop
+from nmbrl_brian.equations.actor_critic import AgentConfig
+from nmbrl_brian.equations.eprop_neurons import SpikingNetworkConfig
+from nmbrl_brian.equations.population_code import EncodingConfig
 from nmbrl_brian.errors import ConfigError
 from nmbrl_brian.loop import ClosedLoop, RunRecord
 from nmbrl_brian.parts import ActorCriticPart, CartPolePart, GymnasiumPart
-from nmbrl_brian.snn.config import SpikingNetworkConfig
 from nmbrl_brian.training import phases
 from nmbrl_brian.training.energy_meter import EnergyMeter
 from nmbrl_brian.training.transition_log import TransitionLog
@@ -235,7 +236,7 @@ class SpikingActorCritic(BaseAgent):
     # Checkpoints and accounting
     def state_dict(self) -> dict[str, Any]:
         """Every state variable of the closed loop (arrays), the operation counts and the real transitions."""
-        has_state = not self.loop.standalone or self.loop._state is not None
+        has_state = self.loop.has_state
         return {
             "loop": self.loop.state() if has_state else None,
             **self.meter.state_dict(),

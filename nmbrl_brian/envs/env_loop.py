@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from nmbrl_brian import seeding
 from nmbrl_brian.world_models.base import BaseWorldModel
 
 
@@ -62,7 +63,7 @@ class EnvLoop:
     """Actions taken since the last reset (a checkpoint replays them to restore the episode)."""
 
     def __post_init__(self) -> None:
-        self.obs, _ = self.model.reset(seed=self.seed)
+        self.obs, _ = self.model.reset(seed=seeding.episode_reset_seed(self.seed, 0))
 
     external: bool = False
     """The environment runs elsewhere (inside a Brian2 network): :meth:`record` counts its
@@ -78,7 +79,7 @@ class EnvLoop:
         self.actions.append(int(action))
         self.record(transition.reward, transition.terminated, transition.truncated)
         if terminated or truncated:
-            self.obs, _ = self.model.reset(seed=self.seed + self.episodes)
+            self.obs, _ = self.model.reset(seed=seeding.episode_reset_seed(self.seed, self.episodes))
         else:
             self.obs = np.asarray(next_obs)
         return transition
@@ -157,7 +158,7 @@ class EnvLoop:
         if len(actions) != length or int(state["env_steps"]) < length or episodes < 0:
             raise ValueError("loop: inconsistent counters")
         seed = int(state["seed"])
-        obs, _ = self.model.reset(seed=seed + episodes)
+        obs, _ = self.model.reset(seed=seeding.episode_reset_seed(seed, episodes))
         episode_return = 0.0
         for action in actions:
             obs, reward, terminated, truncated, _ = self.model.step(action)

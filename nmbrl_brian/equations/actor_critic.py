@@ -67,9 +67,21 @@ Schedule within the ``start`` slot of a period (``order``): 0 the summed trace n
 then the environment step and the input encoding (see
 :mod:`nmbrl_brian.equations.environment` and
 :mod:`nmbrl_brian.equations.population_code`).
+
+Its parameters (:math:`\\gamma`, :math:`\\lambda`, the step sizes) are :class:`AgentConfig`
+(config section ``agent``).
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from nmbrl_brian.errors import ConfigError
+
+#: The agents :class:`AgentConfig` can select.
+AGENT_KINDS = ("dense_actor_critic", "spiking_actor_critic", "spiking_model_based")
+
 
 #: Slot orders at the start of a period (the environment and encoder follow).
 ORDER_TRACE_NORM = 0
@@ -213,3 +225,35 @@ CLEARED_INPUT = ("s", "zbar")
 CLEARED_RECURRENT = ("v", "I_syn", "ref_left", "psi", "zbar", "zbar_out")
 CLEARED_READOUT = ("y", "I_syn", "bbar")
 CLEARED_SYNAPSE = ("ebar",)
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """The actor-critic learning rule: TD error, eligibility traces and step sizes."""
+
+    kind: str = "dense_actor_critic"
+    """Which agent to build: ``"dense_actor_critic"``, ``"spiking_actor_critic"`` or
+    ``"spiking_model_based"`` (the spiking actor-critic learning in a world model's dreams)."""
+    gamma: float = 0.99
+    """Discount factor of the TD error, in [0, 1)."""
+    trace_decay: float = 0.8
+    """Eligibility-trace decay lambda of TD(lambda), in [0, 1]."""
+    actor_lr: float = 0.01
+    """Normalised step size of the actor: one decision moves the policy logits by about
+    ``actor_lr * delta * (onehot(a) - pi)`` (its features or eligibilities have unit norm: the dense
+    agent normalises its features, the spiking agent divides its learning signals by the squared
+    norm of the readouts' eligibility vector, as in normalised LMS)."""
+    critic_lr: float = 0.05
+    """Normalised step size of the critic: one step moves the value by about ``critic_lr * delta``."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in AGENT_KINDS:
+            raise ConfigError("agent.kind", "one of " + ", ".join(repr(k) for k in AGENT_KINDS), self.kind)
+        if not 0.0 <= self.gamma < 1.0:
+            raise ConfigError("agent.gamma", "a number in [0, 1)", self.gamma)
+        if not 0.0 <= self.trace_decay <= 1.0:
+            raise ConfigError("agent.trace_decay", "a number in [0, 1]", self.trace_decay)
+        for name in ("actor_lr", "critic_lr"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"agent.{name}", "a finite number > 0", value)

@@ -22,21 +22,22 @@ from typing import Any
 import numpy as np
 from brian2 import NeuronGroup, Synapses, TimedArray, linked_var
 
-from nmbrl_brian.agents.config import AgentConfig
-from nmbrl_brian.encoding import EncodingConfig, PopulationEncoder
+from nmbrl_brian import seeding
+from nmbrl_brian.encoding import PopulationEncoder
 from nmbrl_brian.energy import OperationCounts
 from nmbrl_brian.equations import actor_critic as ac_eqs
 from nmbrl_brian.equations import environment as env_eqs
 from nmbrl_brian.equations import population_code as pc_eqs
+from nmbrl_brian.equations.actor_critic import AgentConfig
+from nmbrl_brian.equations.eprop_neurons import SpikingNetworkConfig
+from nmbrl_brian.equations.population_code import EncodingConfig
 from nmbrl_brian.parts.base import EnvironmentPart, Part, ValueReader
-from nmbrl_brian.snn.config import SpikingNetworkConfig
 from nmbrl_brian.snn.direct_readout import add_direct_readout, direct_readout_equations
 from nmbrl_brian.snn.eprop_network import build_eprop_network
 
 #: Rows of the uniform-number table: decisions of one copy in one run, at most.
 DEFAULT_PERIODS_PER_RUN = 2000
 #: Periods per block of the uniform stream (a block is drawn from its own seeded generator).
-UNIFORM_BLOCK = 1024
 
 
 def uniform_stream(seed: int, start: int, n: int) -> np.ndarray:
@@ -45,9 +46,10 @@ def uniform_stream(seed: int, start: int, n: int) -> np.ndarray:
     The stream depends only on the seed and the period index, never on how a training
     run is cut into runs, so chunked runs and one long run draw the same actions.
     """
-    first, last = start // UNIFORM_BLOCK, (start + n - 1) // UNIFORM_BLOCK
-    blocks = [np.random.default_rng([seed, 0x5EED, b]).random(UNIFORM_BLOCK) for b in range(first, last + 1)]
-    offset = start - first * UNIFORM_BLOCK
+    block = seeding.UNIFORM_BLOCK
+    first, last = start // block, (start + n - 1) // block
+    blocks = [seeding.action_uniform_block(seed, b) for b in range(first, last + 1)]
+    offset = start - first * block
     return np.concatenate(blocks)[offset : offset + n]
 
 
@@ -319,7 +321,7 @@ class ActorCriticPart(Part):
 
     def weight_variables(self) -> dict[str, tuple[Any, str]]:
         """The learned parameters: ``w_in``, ``w_rec``, ``w_out``, ``b_out`` (and ``B``, ``w_direct``)."""
-        out = self.eprop._weight_variables()
+        out = self.eprop.weight_variables()
         if self.direct is not None:
             out["w_direct"] = (self.direct.synapses, "w")
         return out

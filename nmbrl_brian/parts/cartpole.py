@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from brian2 import Quantity, TimedArray, linked_var
 
+from nmbrl_brian import seeding
 from nmbrl_brian.equations import cartpole as cp_eqs
 from nmbrl_brian.equations import environment as env_eqs
 from nmbrl_brian.parts.base import EnvironmentPart, ValueReader
@@ -111,6 +112,8 @@ class CartPolePart(EnvironmentPart):
         rows = self.reset_table.values.shape[0]
         table = np.empty((rows, 4 * self.n_copies))
         for c, base in enumerate(self.seeds):
-            first = base + int(resets_done[c])
-            table[:, 4 * c : 4 * c + 4] = [self.initial_state(first + r) for r in range(rows)]
+            done = int(resets_done[c])
+            table[:, 4 * c : 4 * c + 4] = [
+                self.initial_state(seeding.episode_reset_seed(base, done + r)) for r in range(rows)
+            ]
         return {self.reset_table: table}

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from brian2 import Quantity, TimedArray, linked_var
 
+from nmbrl_brian import seeding
 from nmbrl_brian.equations import cartpole as cp_eqs
 from nmbrl_brian.equations import dream as dream_eqs
 from nmbrl_brian.equations import environment as env_eqs
@@ -213,7 +214,7 @@ class DreamPart(EnvironmentPart):
         rows = self.start_table.values.shape[0]
         table = np.empty((rows, self.n_copies * self.obs_dim))
         for c in range(self.n_copies):
-            rng = np.random.default_rng([self.seed, c, int(resets[c])])
+            rng = seeding.dream_start_rng(self.seed, c, int(resets[c]))
             pick = rng.integers(len(self.start_states), size=rows)
             table[:, c * self.obs_dim : (c + 1) * self.obs_dim] = self.start_states[pick]
         return {self.start_table: table}

@@ -8,7 +8,7 @@ objects. Maths and schedule: :mod:`nmbrl_brian.equations.direct_readout`.
 Example
 -------
 >>> from brian2 import Network, ms
->>> from nmbrl_brian.snn.config import SpikingNetworkConfig
+>>> from nmbrl_brian.equations.eprop_neurons import SpikingNetworkConfig
 >>> from nmbrl_brian.snn.eprop_network import build_eprop_network
 >>> net = build_eprop_network(4, 2, SpikingNetworkConfig(n_recurrent=20), input_kind="current",
 ...                           extra_equations=direct_readout_equations(True), name_prefix="demo")
@@ -168,7 +168,7 @@ def add_direct_readout(
 def weight_variables(eprop: EpropNetwork, direct: DirectReadout | None) -> dict[str, tuple[Any, str]]:
     """The learned parameters of a network with an optional direct pathway, by name:
     ``w_in``, ``w_rec``, ``w_out``, ``b_out`` (``B``) and :data:`DIRECT_WEIGHT_KEY` -> ``(group, variable)``."""
-    out = eprop._weight_variables()
+    out = eprop.weight_variables()
     if direct is not None:
         out[DIRECT_WEIGHT_KEY] = (direct.synapses, "w")
     return out

@@ -12,8 +12,7 @@ thresholds, synaptic pathways, summed variables), so the network compiles with
 Example
 -------
 >>> from brian2 import Network, ms
->>> from nmbrl_brian.snn.config import SpikingNetworkConfig
-from nmbrl_brian.snn.counting import activity_marks, counts_between  # noqa: F401 - re-exported
+>>> from nmbrl_brian.equations.eprop_neurons import SpikingNetworkConfig
 >>> net = build_eprop_network(4, 2, SpikingNetworkConfig(n_recurrent=20), seed=0, name_prefix="demo")
 >>> brian_net = Network(*net.objects)
 >>> net.set_inputs([0.2, 0.5, 1.0, 0.0]); net.set_errors([0.1, -0.3])
@@ -29,10 +28,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from brian2 import Clock, NeuronGroup, SpikeMonitor, Synapses, TimedArray
 
+from nmbrl_brian import seeding
 from nmbrl_brian.energy import OperationCounts
 from nmbrl_brian.equations import eprop_neurons as neq
 from nmbrl_brian.equations import eprop_synapses as seq
-from nmbrl_brian.snn.config import SpikingNetworkConfig
+from nmbrl_brian.equations.eprop_neurons import SpikingNetworkConfig
 from nmbrl_brian.snn.counting import activity_marks, counts_between  # noqa: F401 - re-exported
 
 #: Keys of ``extra_equations``: the groups of the network.
@@ -183,7 +183,7 @@ class EpropNetwork:
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
         """Write weights saved by :meth:`get_weights` (same connectivity)."""
-        for key, (obj, var) in self._weight_variables().items():
+        for key, (obj, var) in self.weight_variables().items():
             if key in weights:
                 getattr(obj, var)[:] = np.asarray(weights[key], dtype=float)
 
@@ -191,11 +191,13 @@ class EpropNetwork:
         """``run_args`` for ``device.run`` that start a standalone run from ``weights``."""
         return {
             getattr(obj, var): np.asarray(weights[key], dtype=float)
-            for key, (obj, var) in self._weight_variables().items()
+            for key, (obj, var) in self.weight_variables().items()
             if key in weights
         }
 
-    def _weight_variables(self) -> dict:
+    def weight_variables(self) -> dict:
+        """The learnt variables ``{key: (group, variable)}``: ``w_in``, ``w_out``, ``b_out``, and ``w_rec``
+        and ``B`` (feedback) when the network has them."""
         out = {"w_in": (self.syn_in, "w"), "w_out": (self.syn_out, "w"), "b_out": (self.readout, "b")}
         if self.syn_rec is not None:
             out["w_rec"] = (self.syn_rec, "w")
@@ -342,7 +344,7 @@ def build_eprop_network(
     p = f"{name_prefix}_"
     model, n_rec = config.neuron_model, config.n_recurrent
     n_copies = len(seeds)
-    rngs = [np.random.default_rng(s) for s in seeds]
+    rngs = [seeding.network_rng(s) for s in seeds]
     clock = Clock(dt=config.dt, name=p + "clock")
     ns = config.namespace()
     timed: dict = {}
@@ -472,31 +474,18 @@ def build_eprop_network(
             np.int32
         )
 
-    syn_in = Synapses(
-        inputs,
-        recurrent,
-        equations(syn_eqs, "syn_in"),
-        on_pre=seq.ON_PRE,
-        namespace=ns,
-        clock=clock,
-        name=p + "syn_in",
-    )
-    connect_copies(syn_in, "in")
-    learning_ops(syn_in, "syn_in")
-
-    syn_rec = None
-    if config.recurrent:
-        syn_rec = Synapses(
-            recurrent,
-            recurrent,
-            equations(syn_eqs, "syn_rec"),
-            on_pre=seq.ON_PRE_RECURRENT,
-            namespace=ns,
-            clock=clock,
-            name=p + "syn_rec",
+    def learnt_synapses(source, target, key: str, on_pre: str) -> Synapses:
+        """Synapses ``syn_<key>`` from ``source`` to ``target``, connected per copy, learning by e-prop."""
+        name = f"syn_{key}"
+        syn = Synapses(
+            source, target, equations(syn_eqs, name), on_pre=on_pre, namespace=ns, clock=clock, name=p + name
         )
-        connect_copies(syn_rec, "rec")
-        learning_ops(syn_rec, "syn_rec")
+        connect_copies(syn, key)
+        learning_ops(syn, name)
+        return syn
+
+    syn_in = learnt_synapses(inputs, recurrent, "in", seq.ON_PRE)
+    syn_rec = learnt_synapses(recurrent, recurrent, "rec", seq.ON_PRE_RECURRENT) if config.recurrent else None
 
     symmetric = learn and config.feedback == "symmetric"
     out_eqs = seq.readout_synapse_equations("symmetric" if symmetric else "random")

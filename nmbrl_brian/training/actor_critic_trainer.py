@@ -26,6 +26,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from nmbrl_brian import seeding
 from nmbrl_brian.agents.base import BaseAgent
 from nmbrl_brian.checkpoints import read_checkpoint, write_checkpoint
 from nmbrl_brian.config import RESUME_OVERRIDES, RunConfig, from_dict
@@ -39,15 +40,8 @@ from nmbrl_brian.world_models.base import BaseWorldModel
 CHECKPOINT_FILE = "checkpoint.npz"
 #: The kept policy: the agent state of the best evaluation (see ``_evaluate_kept_policy``).
 BEST_POLICY_FILE = "best_policy.npz"
-#: Its evaluation episodes come from a seed range no regular evaluation reaches.
-KEPT_POLICY_EVAL_INDEX = 10**5
 #: The ``kind`` of a trainer checkpoint (see :mod:`nmbrl_brian.checkpoints`).
 CHECKPOINT_KIND = "actor_critic_run"
-
-
-def evaluation_seed(run_seed: int, eval_index: int, eval_episodes: int) -> int:
-    """First reset seed of evaluation ``eval_index``; disjoint from training seeds (< 10**6)."""
-    return 10**6 * (1 + run_seed) + eval_index * eval_episodes
 
 
 class ActorCriticTrainer:
@@ -171,7 +165,7 @@ class ActorCriticTrainer:
                 kind="agent",
                 meta={"env_steps": self.best["env_steps"]},
             )
-            seed = evaluation_seed(self.config.seed, KEPT_POLICY_EVAL_INDEX, self.config.eval_episodes)
+            seed = seeding.kept_policy_seed(self.config.seed, self.config.eval_episodes)
             row = self._row(self.evaluate(seed=seed))
         finally:
             self.agent.load_state_dict(final)
@@ -225,7 +219,7 @@ class ActorCriticTrainer:
         """Run greedy episodes on the evaluation env without learning; return their returns."""
         episodes = episodes or self.config.eval_episodes
         if seed is None:
-            seed = evaluation_seed(self.config.seed, self.eval_index, self.config.eval_episodes)
+            seed = seeding.evaluation_seed(self.config.seed, self.eval_index, self.config.eval_episodes)
         returns: list[float] = []
         loop = EnvLoop(self.eval_env, seed=seed, on_episode_end=lambda ret, length: returns.append(ret))
         self.schedule.evaluate(self.agent, loop, episodes, explore=False)

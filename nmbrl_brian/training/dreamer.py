@@ -46,7 +46,7 @@ class DreamerLink:
         """Publish the model (as loop values by state key) and the real start states; start the dreamer."""
         agent = self.agent
         tree = {
-            "values": {agent.loop._key(obj, var): np.asarray(v) for (obj, var), v in model_values.items()},
+            "values": {agent.loop.state_key(obj, var): np.asarray(v) for (obj, var), v in model_values.items()},
             "start_states": np.asarray(agent.real_transitions.obs),
             "episode_starts": np.asarray(episode_starts(agent.real_transitions)),
             "world_model": agent.world_model.state_dict() if agent.world_model is not None else None,

@@ -29,6 +29,7 @@ from typing import Any, Self
 import gymnasium as gym
 import numpy as np
 
+from nmbrl_brian import seeding
 from nmbrl_brian.errors import ConfigError
 from nmbrl_brian.world_models.base import BaseWorldModel
 from nmbrl_brian.world_models.dataset import Standardizer, TransitionDataset
@@ -41,6 +42,7 @@ __all__ = [
     "MLPModelConfig",
     "MLPWorldModel",
     "PredictiveWorldModel",
+    "check_dataset",
     "env_initial_state_sampler",
 ]
 
@@ -269,7 +271,7 @@ class LinearWorldModel(PredictiveWorldModel):
 
     def fit(self, dataset: TransitionDataset) -> LinearWorldModel:
         """Solve the least-squares problem on all rows of ``dataset``; returns ``self``."""
-        _check_dataset(dataset, self.obs_dim)
+        check_dataset(dataset, self.obs_dim)
         phi = self._features(dataset.obs, dataset.action)
         y = np.hstack([dataset.delta, dataset.reward[:, None], dataset.terminated[:, None].astype(float)])
         if self.config.ridge > 0:
@@ -370,9 +372,9 @@ class MLPWorldModel(PredictiveWorldModel):
 
     def fit(self, dataset: TransitionDataset) -> MLPWorldModel:
         """Train from a fresh initialisation on all rows of ``dataset``; returns ``self``."""
-        _check_dataset(dataset, self.obs_dim)
+        check_dataset(dataset, self.obs_dim)
         cfg = self.config
-        rng = np.random.default_rng(cfg.seed)
+        rng = seeding.network_rng(cfg.seed)
         d = self.obs_dim
         self.obs_scaler = dataset.obs_standardizer()
         self.delta_scaler = dataset.delta_standardizer()
@@ -456,7 +458,14 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
-def _check_dataset(dataset: TransitionDataset, obs_dim: int) -> None:
+def check_dataset(dataset: TransitionDataset, obs_dim: int) -> None:
+    """Refuse an empty dataset or one whose observations are not ``obs_dim`` wide.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``dataset``.
+    """
     if len(dataset) == 0:
         raise ConfigError("dataset", "a non-empty TransitionDataset", 0)
     if dataset.obs_dim != obs_dim:

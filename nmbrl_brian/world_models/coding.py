@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nmbrl_brian.equations import world_model as wm_eqs
-from nmbrl_brian.world_models.config import WorldModelConfig
+from nmbrl_brian.equations.world_model import WorldModelConfig
 
 
 @dataclass(frozen=True)

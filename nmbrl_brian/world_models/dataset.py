@@ -29,6 +29,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from nmbrl_brian import seeding
 from nmbrl_brian.errors import ConfigError
 from nmbrl_brian.world_models.base import BaseWorldModel
 
@@ -36,7 +37,6 @@ __all__ = [
     "Standardizer",
     "TransitionDataset",
     "collect_transitions",
-    "episode_seed",
 ]
 
 #: The columns of a dataset, in order.
@@ -369,7 +369,7 @@ class TransitionDataset:
             raise ConfigError("held_out_fraction", "a number in (0, 1)", held_out_fraction)
         ids = self.episode_ids
         if seed is not None:
-            ids = np.random.default_rng(seed).permutation(ids)
+            ids = seeding.split_rng(seed).permutation(ids)
         lengths = np.array([np.count_nonzero(self.episode == e) for e in ids])
         # Take episodes from the end of `ids` until the fraction is reached.
         target = held_out_fraction * len(self)
@@ -421,15 +421,6 @@ class TransitionDataset:
 PolicyLike = Callable[[np.ndarray], int] | Any
 
 
-def episode_seed(seed: int, episode: int) -> int:
-    """The reset seed of episode ``episode`` of a collection seeded with ``seed``."""
-    return int(np.random.SeedSequence([int(seed), int(episode)]).generate_state(1)[0])
-
-
-def _action_rng(seed: int, episode: int) -> np.random.Generator:
-    return np.random.default_rng([int(seed), int(episode), 1])
-
-
 @runtime_checkable
 class Actor(Protocol):
     """Anything that chooses actions like an agent (:class:`~nmbrl_brian.agents.base.BaseAgent` is one)."""
@@ -463,7 +454,7 @@ def collect_transitions(
 ) -> TransitionDataset:
     """Run ``policy`` in ``model`` until the dataset holds ``n_transitions`` rows.
 
-    Episode ``e`` is reset with :func:`episode_seed` ``(seed, e)`` and, for the random
+    Episode ``e`` is reset with :func:`~nmbrl_brian.seeding.collection_episode_seed` ``(seed, e)`` and, for the random
     policy, draws its actions from a generator seeded with ``(seed, e)``. A collection
     is therefore reproducible and can be resumed: if ``path`` already holds a dataset
     from the same ``seed``, collection continues after its last row. An unfinished
@@ -541,8 +532,8 @@ def collect_transitions(
     since_save = 0
     while len(data) < n_transitions:
         if obs is None:
-            obs, _ = model.reset(seed=episode_seed(seed, episode))
-            t, rng = 0, _action_rng(seed, episode)
+            obs, _ = model.reset(seed=seeding.collection_episode_seed(seed, episode))
+            t, rng = 0, seeding.collection_action_rng(seed, episode)
         action = actor(np.asarray(obs), rng)
         next_obs, reward, terminated, truncated, _ = model.step(action)
         if max_episode_steps is not None and t + 1 >= max_episode_steps:
@@ -567,8 +558,8 @@ def _replay(model, data, rows, seed, episode, n_random_actions):
     ``n_random_actions`` is the action count of the random policy (whose generator
     must advance once per replayed step), or None for other policies.
     """
-    obs, _ = model.reset(seed=episode_seed(seed, episode))
-    rng = _action_rng(seed, episode)
+    obs, _ = model.reset(seed=seeding.collection_episode_seed(seed, episode))
+    rng = seeding.collection_action_rng(seed, episode)
     if not np.allclose(obs, data.obs[rows[0]], rtol=0, atol=1e-6):
         return None, 0, None
     for i in rows:

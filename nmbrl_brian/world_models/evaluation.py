@@ -30,6 +30,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from nmbrl_brian import seeding
 from nmbrl_brian.errors import ConfigError
 from nmbrl_brian.world_models.dataset import TransitionDataset
 
@@ -205,7 +206,7 @@ def rollout_metrics(
     for k in ks:
         starts = data.segment_starts(int(k))
         if max_segments is not None and len(starts) > max_segments:
-            starts = np.sort(np.random.default_rng(seed).choice(starts, max_segments, replace=False))
+            starts = np.sort(seeding.segment_rng(seed).choice(starts, max_segments, replace=False))
         if len(starts) == 0:
             rows += [
                 {"model": name, "metric": "rollout_nmse", "dim": dn, "k": int(k), "value": np.nan, "n": 0}

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from nmbrl_brian import seeding
 from nmbrl_brian.world_models.dataset import TransitionDataset
 
 #: ``run(periods, values, active) -> records``: one run of the loop (see :meth:`ClosedLoop.run`).
@@ -152,7 +153,7 @@ def pass_order(config, n: int, seed: list[int]) -> np.ndarray:
     else ``0 .. n-1``."""
     if not config.shuffle:
         return np.arange(n)
-    return np.random.default_rng(seed).permutation(n)
+    return seeding.order_rng(seed).permutation(n)
 
 
 def fit_in_loop(
@@ -207,7 +208,7 @@ def fit_in_loop(
     best, stale = np.inf, 0
     rows = []
     for p in range(passes):
-        order = pass_order(model.config, len(data), [model.config.seed, cycle, p])
+        order = pass_order(model.config, len(data), seeding.fit_pass_seed(model.config.seed, cycle, p))
         mask = order >= len(data) - newest if stopping else None
         row = fit_pass(
             loop,

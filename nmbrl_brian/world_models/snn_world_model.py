@@ -7,7 +7,7 @@ network time need not equal CartPole's 20 ms Euler step). During the period of t
 ``n``:
 
 * **Inputs** are analog currents, constant over the period (no Poisson noise):
-  the state is population coded (:class:`~nmbrl_brian.encoding.EncodingConfig`,
+  the state is population coded (:class:`~nmbrl_brian.equations.population_code.EncodingConfig`,
   Gaussian tuning curves over a range fitted to the training data) and, beside it,
   carried by ``D`` signed currents :math:`c\\,z` with :math:`z = (s - m)M` the state
   whitened with the mean and covariance of the training data (``state_current``,
@@ -87,26 +87,16 @@ from typing import Any
 
 import numpy as np
 
+from nmbrl_brian import seeding
 from nmbrl_brian.encoding import PopulationEncoder
+from nmbrl_brian.equations.world_model import WorldModelConfig
 from nmbrl_brian.errors import ConfigError
 from nmbrl_brian.parts.base import Part
 from nmbrl_brian.world_models import coding, fitting
-from nmbrl_brian.world_models.baselines import PredictiveWorldModel, _check_dataset
-from nmbrl_brian.world_models.config import (
-    DEFAULT_WORLD_MODEL_ENCODING,
-    DEFAULT_WORLD_MODEL_NETWORK,
-    TERMINATION_MODES,
-    WorldModelConfig,
-)
+from nmbrl_brian.world_models.baselines import PredictiveWorldModel, check_dataset
 from nmbrl_brian.world_models.dataset import Standardizer, TransitionDataset
 
-__all__ = [
-    "DEFAULT_WORLD_MODEL_ENCODING",
-    "DEFAULT_WORLD_MODEL_NETWORK",
-    "TERMINATION_MODES",
-    "SNNWorldModel",
-    "WorldModelConfig",
-]
+__all__ = ["SNNWorldModel"]
 
 
 class SNNWorldModel(PredictiveWorldModel):
@@ -409,10 +399,12 @@ class SNNWorldModel(PredictiveWorldModel):
             just before learning from it, normalised by the variance of Δs) and ``run_s``
             (wall time of the network runs, s).
         """
-        _check_dataset(dataset, self.obs_dim)
+        check_dataset(dataset, self.obs_dim)
         learner, loop = self._fresh_loop()
         self.prepare(dataset)
-        order = fitting.pass_order(self.config, len(dataset), [self.config.seed, self.epochs_done])
+        order = fitting.pass_order(
+            self.config, len(dataset), seeding.epoch_seed(self.config.seed, self.epochs_done)
+        )
         row = fitting.fit_pass(
             loop,
             learner,
@@ -431,7 +423,7 @@ class SNNWorldModel(PredictiveWorldModel):
         (:func:`~nmbrl_brian.world_models.fitting.fit_in_loop`, the model-based agent's fit:
         step sizes decaying over these passes, orders seeded ``[config.seed, fits_done, pass]``);
         return ``self``."""
-        _check_dataset(dataset, self.obs_dim)
+        check_dataset(dataset, self.obs_dim)
         learner, loop = self._fresh_loop()
         rows = fitting.fit_in_loop(
             loop, learner, self, dataset, cycle=self.fits_done, run=self._runner("train_run")

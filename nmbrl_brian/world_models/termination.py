@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -46,32 +47,52 @@ def _unwrapped(env_id: str):
         env.close()
 
 
+class _KnownTermination:
+    """What every known termination shares: its constants read from ``env.unwrapped``
+    (:attr:`ENV_ATTRIBUTES`, the dataclass fields of the same names) and its rule as Brian2 code
+    (:attr:`BRIAN2_CODE`) with the constants under the names of :attr:`NAMESPACE`."""
+
+    DEFAULT_ENV: ClassVar[str]
+    """The environment :meth:`from_env` reads by default."""
+    ENV_ATTRIBUTES: ClassVar[tuple[str, ...]] = ()
+    """Fields read, in order, from ``gym.make(env_id).unwrapped``."""
+    BRIAN2_CODE: ClassVar[str]
+    """The condition as an ``int(...)`` Brian2 expression of ``s_0, s_1, ...``."""
+    NAMESPACE: ClassVar[tuple[tuple[str, str], ...]]
+    """``(Brian2 name, field)`` of each constant of :attr:`BRIAN2_CODE`."""
+
+    @classmethod
+    def from_env(cls, env_id: str | None = None):
+        """Read the constants from ``gym.make(env_id).unwrapped`` (``env_id``: :attr:`DEFAULT_ENV`)."""
+        env = _unwrapped(cls.DEFAULT_ENV if env_id is None else env_id)
+        return cls(*(float(getattr(env, name)) for name in cls.ENV_ATTRIBUTES))
+
+    def brian2_code(self) -> str:
+        """The condition as Brian2 code (:attr:`BRIAN2_CODE`)."""
+        return self.BRIAN2_CODE
+
+    def namespace(self) -> dict:
+        """Constants of :meth:`brian2_code`."""
+        return {name: getattr(self, field) for name, field in self.NAMESPACE}
+
+
 @dataclass(frozen=True)
-class CartPoleTermination:
+class CartPoleTermination(_KnownTermination):
     """CartPole ends when the cart leaves the track or the pole falls too far.
 
     ``terminated = |x| > x_threshold or |theta| > theta_threshold_radians`` (strict, as
-    in ``gymnasium.envs.classic_control.cartpole``).
+    in ``gymnasium.envs.classic_control.cartpole``); as Brian2 code on ``s_0 .. s_3``.
     """
+
+    DEFAULT_ENV = "CartPole-v1"
+    ENV_ATTRIBUTES = ("x_threshold", "theta_threshold_radians")
+    BRIAN2_CODE = "int(abs(s_0) > x_threshold or abs(s_2) > theta_threshold)"
+    NAMESPACE = (("x_threshold", "x_threshold"), ("theta_threshold", "theta_threshold_radians"))
 
     x_threshold: float
     """Half-length of the track (m), from ``env.unwrapped.x_threshold``."""
     theta_threshold_radians: float
     """Largest pole angle before failure (rad), from ``env.unwrapped.theta_threshold_radians``."""
-
-    @classmethod
-    def from_env(cls, env_id: str = "CartPole-v1") -> CartPoleTermination:
-        """Read the bounds from ``gym.make(env_id).unwrapped``."""
-        env = _unwrapped(env_id)
-        return cls(float(env.x_threshold), float(env.theta_threshold_radians))
-
-    def brian2_code(self) -> str:
-        """The condition as Brian2 code on ``s_0 .. s_3``."""
-        return "int(abs(s_0) > x_threshold or abs(s_2) > theta_threshold)"
-
-    def namespace(self) -> dict:
-        """Constants of :meth:`brian2_code`."""
-        return {"x_threshold": self.x_threshold, "theta_threshold": self.theta_threshold_radians}
 
     def __call__(self, next_obs: np.ndarray) -> np.ndarray:
         s = np.asarray(next_obs, dtype=np.float64)
@@ -85,29 +106,20 @@ class CartPoleTermination:
 
 
 @dataclass(frozen=True)
-class AcrobotTermination:
+class AcrobotTermination(_KnownTermination):
     """Acrobot ends when the free end rises above the bar: ``-cos(t1) - cos(t1 + t2) > 1``.
 
     The observation is ``(cos t1, sin t1, cos t2, sin t2, dt1, dt2)``, so
-    ``cos(t1 + t2) = cos t1 cos t2 - sin t1 sin t2``.
+    ``cos(t1 + t2) = cos t1 cos t2 - sin t1 sin t2``. :meth:`from_env` only checks that the
+    environment exists (the goal height is a literal in gymnasium).
     """
+
+    DEFAULT_ENV = "Acrobot-v1"
+    BRIAN2_CODE = "int(-s_0 - (s_0*s_2 - s_1*s_3) > goal_height)"
+    NAMESPACE = (("goal_height", "height"),)
 
     height: float = 1.0
     """Height of the goal line in link lengths (fixed at 1.0 in gymnasium's ``_terminal``)."""
-
-    @classmethod
-    def from_env(cls, env_id: str = "Acrobot-v1") -> AcrobotTermination:
-        """Check that ``env_id`` is an Acrobot (its goal height is a literal in gymnasium)."""
-        _unwrapped(env_id)
-        return cls()
-
-    def brian2_code(self) -> str:
-        """The condition as Brian2 code on ``s_0 .. s_3`` (cos t1, sin t1, cos t2, sin t2)."""
-        return "int(-s_0 - (s_0*s_2 - s_1*s_3) > goal_height)"
-
-    def namespace(self) -> dict:
-        """Constants of :meth:`brian2_code`."""
-        return {"goal_height": self.height}
 
     def __call__(self, next_obs: np.ndarray) -> np.ndarray:
         s = np.asarray(next_obs, dtype=np.float64)
@@ -116,27 +128,19 @@ class AcrobotTermination:
 
 
 @dataclass(frozen=True)
-class MountainCarTermination:
-    """MountainCar ends at the flag: ``position >= goal_position and velocity >= goal_velocity``."""
+class MountainCarTermination(_KnownTermination):
+    """MountainCar ends at the flag: ``position >= goal_position and velocity >= goal_velocity``
+    (Brian2 code on ``s_0, s_1``: position, velocity)."""
+
+    DEFAULT_ENV = "MountainCar-v0"
+    ENV_ATTRIBUTES = ("goal_position", "goal_velocity")
+    BRIAN2_CODE = "int(s_0 >= goal_position and s_1 >= goal_velocity)"
+    NAMESPACE = (("goal_position", "goal_position"), ("goal_velocity", "goal_velocity"))
 
     goal_position: float
     """Flag position, from ``env.unwrapped.goal_position``."""
     goal_velocity: float
     """Least velocity at the flag, from ``env.unwrapped.goal_velocity``."""
-
-    @classmethod
-    def from_env(cls, env_id: str = "MountainCar-v0") -> MountainCarTermination:
-        """Read the goal from ``gym.make(env_id).unwrapped``."""
-        env = _unwrapped(env_id)
-        return cls(float(env.goal_position), float(env.goal_velocity))
-
-    def brian2_code(self) -> str:
-        """The condition as Brian2 code on ``s_0, s_1`` (position, velocity)."""
-        return "int(s_0 >= goal_position and s_1 >= goal_velocity)"
-
-    def namespace(self) -> dict:
-        """Constants of :meth:`brian2_code`."""
-        return {"goal_position": self.goal_position, "goal_velocity": self.goal_velocity}
 
     def __call__(self, next_obs: np.ndarray) -> np.ndarray:
         s = np.asarray(next_obs, dtype=np.float64)
