@@ -46,6 +46,7 @@ benchmarks: $(STAMP)
 	$(BIN)/python experiments/energy_report.py --seeds 5 --out results/energy_report
 	$(BIN)/python experiments/activity_sparse.py --seeds 5 --out results/activity_sparse
 	$(BIN)/python experiments/acrobot.py --seeds 5 --workers 2 --out results/acrobot
+	$(BIN)/python experiments/learning_cost.py --seeds 10 --workers 2 --out results/learning_cost
 
 clean:
 	rm -rf $(VENV) build *.egg-info

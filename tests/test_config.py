@@ -124,10 +124,7 @@ MB = ["agent.kind=spiking_model_based", "model_based.model=spiking"]
 @pytest.mark.parametrize(
     "overrides, field",
     [
-        (
-            [*MB, "model_based.dream_chunk=0", "model_based.dream_stop_return=0", "model_based.keep_best_in_dream=false"],
-            "model_based.dream_patience",  # make run's 3: no dreamed evaluation to be patient with
-        ),
+        ([*MB, "model_based.dream_chunk=0", "model_based.dream_patience=3"], "model_based.dream_patience"),
         ([*MB, "model_based.model=linear", "model_based.model_patience=2"], "model_based.model_patience"),
         ([*MB, "world_model.periods_per_run=100"], "world_model.periods_per_run"),
         ([*MB, "world_model.termination_weight=3.0"], "world_model.termination_weight"),
