@@ -39,7 +39,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nmbrl_brian.experiment_tools import check_common_args, experiment_parser, run_main, run_seeds
+from nmbrl_brian.experiment_tools import (
+    check_common_args,
+    experiment_parser,
+    per_decision_table,
+    run_main,
+    run_seeds,
+)
 from nmbrl_brian.plotting import (
     plot_energy_breakdown,
     plot_episode_activity,
@@ -121,17 +127,6 @@ def dense_per_decision(config_path: Path, overrides: list[str], profiles) -> pd.
             "nj_per_learning_step": per["learning_step"].to_numpy(),
         }
     )
-
-
-def per_step(energy: pd.DataFrame, agent: str, phase: str) -> pd.Series:
-    """Median over seeds of joules per period of ``phase`` (per profile), in nJ: one period of
-    network time is one decision (and, while learning, one learning step)."""
-    rows = energy[(energy.agent == agent) & (energy.phase == phase)]
-    per_seed = rows.groupby(["profile", "seed"]).agg(
-        joules=("joules", "sum"), steps=("phase_periods", "first")
-    )
-    per_seed = per_seed[per_seed.steps > 0]
-    return (per_seed.joules / per_seed.steps).groupby("profile").median() * 1e9
 
 
 def energy_to_475(out: Path, agent: str) -> pd.DataFrame:
@@ -221,18 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         write_csv_atomic(energy, out / "energy.csv")
         profiles = load_profiles()
-        per = [
-            pd.DataFrame(
-                {
-                    "agent": agent,
-                    "nj_per_decision": per_step(energy, agent, "evaluation"),
-                    "nj_per_learning_step": per_step(energy, agent, "real"),
-                }
-            )
-            .rename_axis("profile")
-            .reset_index()
-            for agent in ("spiking", "model_based")
-        ]
+        per = [per_decision_table(energy, ("spiking", "model_based"))]
         per.append(dense_per_decision(*runs["dense"], profiles))
         per_decision = pd.concat(per, ignore_index=True)
         write_csv_atomic(per_decision, out / "per_decision.csv")

@@ -59,6 +59,7 @@ from nmbrl_brian.experiment_tools import (
     experiment_parser,
     find_run,
     median_steps,
+    per_decision_table,
     run_main,
     run_seeds,
     tidy_tables,
@@ -213,17 +214,6 @@ def per_seed_table(metrics: dict[str, pd.DataFrame], curves: pd.DataFrame, profi
     return pd.DataFrame(rows)
 
 
-def per_step(energy: pd.DataFrame, agent: str, phase: str) -> pd.Series:
-    """Median over seeds of the joules per period of ``phase`` (per profile), in nJ: one period of
-    network time is one decision (and, while learning, one learning step)."""
-    rows = energy[(energy.agent == agent) & (energy.phase == phase)]
-    per_seed = rows.groupby(["profile", "seed"]).agg(
-        joules=("joules", "sum"), steps=("phase_periods", "first")
-    )
-    per_seed = per_seed[per_seed.steps > 0]
-    return (per_seed.joules / per_seed.steps).groupby("profile").median() * 1e9
-
-
 def summary_table(per_seed: pd.DataFrame) -> pd.DataFrame:
     """Medians per agent and profile (a seed that never reached 475 counts as infinite for the
     steps, and is left out of the joules and seconds), seeds solved and seeds at 475 at the end."""
@@ -328,21 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = summary_table(per_seed)
         write_csv_atomic(summary, out / "summary.csv")
         write_csv_atomic(tidy_tables(metrics, "agent")[0], out / "metrics.csv")
-        per_decision = pd.concat(
-            [
-                pd.DataFrame(
-                    {
-                        "agent": agent,
-                        "nj_per_decision": per_step(energy, agent, "evaluation"),
-                        "nj_per_learning_step": per_step(energy, agent, "real"),
-                    }
-                )
-                .rename_axis("profile")
-                .reset_index()
-                for agent in ("spiking", "model_based")
-            ],
-            ignore_index=True,
-        )[["agent", "profile", "nj_per_decision", "nj_per_learning_step"]]
+        per_decision = per_decision_table(energy, ("spiking", "model_based"))
         write_csv_atomic(per_decision, out / "per_decision.csv")
         draw(curves, out)
 

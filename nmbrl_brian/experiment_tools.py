@@ -169,3 +169,35 @@ def median_steps(steps: pd.Series) -> float:
 
     med = float(np.median(steps.fillna(np.inf).to_numpy()))
     return med if np.isfinite(med) else float("nan")
+
+
+def nj_per_period(energy: pd.DataFrame, agent: str, phase: str) -> pd.Series:
+    """Median over seeds of the joules per period of ``phase`` (per profile), in nJ: one period of
+    network time is one decision (and, while learning, one learning step).
+
+    ``energy`` is a tidy table with ``agent, seed, phase, profile, joules, phase_periods``.
+    """
+    rows = energy[(energy.agent == agent) & (energy.phase == phase)]
+    per_seed = rows.groupby(["profile", "seed"]).agg(joules=("joules", "sum"), steps=("phase_periods", "first"))
+    per_seed = per_seed[per_seed.steps > 0]
+    return (per_seed.joules / per_seed.steps).groupby("profile").median() * 1e9
+
+
+def per_decision_table(energy: pd.DataFrame, agents: Sequence[str]) -> pd.DataFrame:
+    """``agent, profile, nj_per_decision, nj_per_learning_step`` of spiking agents: the evaluation
+    phase's energy per period (greedy, learning off) and the real phase's (acting and learning)."""
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "agent": agent,
+                    "nj_per_decision": nj_per_period(energy, agent, "evaluation"),
+                    "nj_per_learning_step": nj_per_period(energy, agent, "real"),
+                }
+            )
+            .rename_axis("profile")
+            .reset_index()
+            for agent in agents
+        ],
+        ignore_index=True,
+    )[["agent", "profile", "nj_per_decision", "nj_per_learning_step"]]
