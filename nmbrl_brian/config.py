@@ -134,6 +134,16 @@ class RunConfig:
                 + ("environment='equations'" if self.environment == "equations" else f"device {self.device}"),
                 self.env_id if self.environment != "equations" else self.environment,
             )
+        if self.agent.kind == "spiking_model_based" and self.model_based.model == "spiking":
+            agent_ms = self.network.dt_ms * self.network.steps_per_env_step
+            wm = self.world_model.network
+            if abs(wm.dt_ms * wm.steps_per_env_step - agent_ms) > 1e-9:
+                raise ConfigError(
+                    "world_model.network.steps_per_env_step",
+                    f"dt_ms * steps_per_env_step = the agent's period ({self.network.dt_ms:g} ms x "
+                    f"{self.network.steps_per_env_step} = {agent_ms:g} ms)",
+                    f"{wm.steps_per_env_step} (x {wm.dt_ms:g} ms = {wm.dt_ms * wm.steps_per_env_step:g} ms)",
+                )
         if self.energy_profiles:
             from nmbrl_brian.energy import load_profiles
 
@@ -438,8 +448,11 @@ def apply_resume_overrides(config: RunConfig, overrides: list[str] | tuple[str, 
     return from_dict(RunConfig, data)
 
 
-def describe(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, str, Any, str]]:
+def describe(cls: type = RunConfig, prefix: str = "", defaults: Any = None) -> list[tuple[str, str, Any, str]]:
     """List ``(dotted_name, type, default, doc)`` for every field, reading field docstrings.
+
+    ``defaults`` is the instance whose values are the defaults (a section's own default
+    factory may differ from its class's defaults, e.g. the world model's network).
 
     The documentation of a field is the string literal directly under it in the
     class body, as in CleanRL; this reads it from the source with :mod:`ast`.
@@ -465,11 +478,11 @@ def describe(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, str, An
         pass
     hints = typing.get_type_hints(cls)
     rows: list[tuple[str, str, Any, str]] = []
-    default_obj = cls()
+    default_obj = cls() if defaults is None else defaults
     for f in dataclasses.fields(cls):
         tp = hints[f.name]
         if dataclasses.is_dataclass(tp):
-            rows.extend(describe(tp, prefix=f"{prefix}{f.name}."))
+            rows.extend(describe(tp, prefix=f"{prefix}{f.name}.", defaults=getattr(default_obj, f.name)))
         else:
             rows.append(
                 (f"{prefix}{f.name}", _type_name(tp), getattr(default_obj, f.name), docs.get(f.name, ""))

@@ -95,6 +95,28 @@ def test_every_field_is_documented():
     assert not undocumented, f"config fields without a docstring line: {undocumented}"
 
 
+def test_describe_gives_each_section_its_own_defaults():
+    """The world model's network has defaults of its own (300 neurons), not the agent network's 200."""
+    defaults = {name: default for name, _, default, _ in describe()}
+    assert defaults["network.n_recurrent"] == 200
+    assert defaults["world_model.network.n_recurrent"] == RunConfig().world_model.network.n_recurrent == 300
+
+
+def test_world_model_period_must_equal_the_agents():
+    """A spiking world model whose dt x steps differs from the agent's period is refused at load, with the field."""
+    with pytest.raises(ConfigError, match=r"world_model\.network\.steps_per_env_step.*agent's period"):
+        load_config(CONFIGS / "cartpole_mbrl.toml", ["world_model.network.steps_per_env_step=5"])
+    cfg = load_config(
+        CONFIGS / "cartpole_mbrl.toml",
+        [
+            "world_model.network.steps_per_env_step=5",
+            "world_model.network.dt_ms=2.0",
+            "world_model.network.update_interval_steps=5",
+        ],
+    )
+    assert cfg.world_model.network.dt_ms * cfg.world_model.network.steps_per_env_step == 10.0
+
+
 def test_from_dict_rejects_wrong_tuple_type():
     with pytest.raises(ConfigError, match=r"^encoding.obs_low: expected a list of numbers"):
         from_dict(RunConfig, {"encoding": {"obs_low": "x"}})
