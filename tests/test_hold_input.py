@@ -78,7 +78,11 @@ def simulate(hold: bool, learn: bool) -> dict:
 @pytest.fixture(scope="module", params=[False, True], ids=["frozen", "learning"])
 def pair(request):
     saved = prefs.codegen.target
-    out = {"learn": request.param, "per_step": simulate(False, request.param), "held": simulate(True, request.param)}
+    out = {
+        "learn": request.param,
+        "per_step": simulate(False, request.param),
+        "held": simulate(True, request.param),
+    }
     prefs.codegen.target = saved
     return out
 
@@ -110,7 +114,9 @@ def test_input_sends_drop_by_the_period(pair):
 
 
 def test_hold_input_needs_current_inputs():
-    with pytest.raises(ConfigError, match=r"^network\.hold_input: expected its default .* input_kind is 'poisson'"):
+    with pytest.raises(
+        ConfigError, match=r"^network\.hold_input: expected its default .* input_kind is 'poisson'"
+    ):
         load_config(CONFIGS / "cartpole_snn.toml", ["network.input_kind=poisson", "network.hold_input=true"])
     with pytest.raises(ConfigError, match=r"^network\.hold_input: .*direct_readout is true"):
         load_config(CONFIGS / "cartpole_snn.toml", ["network.direct_readout=true", "network.hold_input=true"])
@@ -126,6 +132,8 @@ def test_builder_refuses_held_inputs_it_cannot_hold():
     cfg = SpikingNetworkConfig(n_recurrent=5, input_kind="current", hold_input=True)
     with pytest.raises(ValueError, match="hold_input"):
         build_eprop_network(3, 2, cfg, input_kind="poisson", name_prefix="refuse_a")
-    net = build_eprop_network(3, 2, cfg, name_prefix="refuse_b", extra_equations=direct_readout_equations(False))
+    net = build_eprop_network(
+        3, 2, cfg, name_prefix="refuse_b", extra_equations=direct_readout_equations(False)
+    )
     with pytest.raises(ValueError, match="hold_input"):
         add_direct_readout(net, normalized=False, learning_rate=0.1)

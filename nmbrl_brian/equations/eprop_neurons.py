@@ -236,6 +236,7 @@ def held_input_clear(refresh: bool) -> str:
     just before the sends refill it (``hold_input``)."""
     return f"I_in = I_in*int(not ({hold_send_condition(refresh)}))\n"
 
+
 #: ``before_thresholds``: fold the previous step's ``s`` into ``zbar``, then draw the new one.
 _INPUT_UPDATE = """
 zbar = alpha*zbar + s

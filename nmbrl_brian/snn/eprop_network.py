@@ -402,11 +402,17 @@ def build_eprop_network(
         name=p + "recurrent",
     )
     ops["recurrent_step"] = recurrent.run_regularly(
-        neq.recurrent_update(model, hold), when=NEURON_SLOT[0], order=NEURON_SLOT[1], name=p + "recurrent_step"
+        neq.recurrent_update(model, hold),
+        when=NEURON_SLOT[0],
+        order=NEURON_SLOT[1],
+        name=p + "recurrent_step",
     )
     if hold:
         ops["held_input_clear"] = recurrent.run_regularly(
-            neq.held_input_clear(refresh), when=HELD_CLEAR_SLOT[0], order=HELD_CLEAR_SLOT[1], name=p + "held_clear"
+            neq.held_input_clear(refresh),
+            when=HELD_CLEAR_SLOT[0],
+            order=HELD_CLEAR_SLOT[1],
+            name=p + "held_clear",
         )
     readout = NeuronGroup(
         n_copies * n_outputs,
