@@ -287,7 +287,9 @@ def build_eprop_network(
     n_inputs, n_outputs : int
         Number of input neurons and of leaky readouts (per copy).
     config : SpikingNetworkConfig
-        Sizes, time constants, connectivity, feedback and learning settings.
+        Sizes, time constants, connectivity, feedback and learning settings. ``hold_input``
+        (current inputs only, else ValueError) sends inputs once per period into ``I_in``
+        (see :mod:`nmbrl_brian.equations.eprop_neurons`), and again after each interval update.
     input_kind : str, optional
         ``"poisson"``, ``"current"`` or ``"timed"``; default ``config.input_kind``.
         ``"timed"`` plays ``input_values`` (fixed spikes or currents per step).
