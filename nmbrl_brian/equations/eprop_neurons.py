@@ -63,7 +63,8 @@ Time indices and the Brian2 schedule. An input neuron emits :math:`x_i^t` in the
 2. ``before_thresholds`` (order 0): input neurons draw :math:`x^t` and update
    :math:`\\bar z`; (order 1) synapses accumulate gradients and advance traces;
 3. ``thresholds``: :math:`z^t` from :math:`v^t, A^t, r^t`;
-4. ``synapses``: spikes add weights into the input buffers ``I_syn``;
+4. ``before_synapses`` (``hold_input`` only): ``I_in`` emptied at a send step;
+   ``synapses``: spikes add weights into the input buffers ``I_syn`` (held inputs: ``I_in``);
 5. ``after_synapses``: :data:`RECURRENT_UPDATE` (:math:`v^{t+1}`, :math:`a^{t+1}`,
    :math:`\\bar z`, :math:`\\psi^{t+1}`) and :data:`READOUT_UPDATE` (:math:`y^t`,
    :math:`\\mathrm{err}^t`);
@@ -73,6 +74,40 @@ Spikes go into a buffer ``I_syn`` (not straight into ``v``) so that the update i
 step 5 can decay ``v`` first, as the discrete map says; the update re-evaluates the
 threshold condition on the unchanged state to know which neurons spiked, so the
 neurons need neither a reset nor a Brian2 refractory mechanism.
+
+Held input drive (``hold_input``, current inputs only). Without it, an input re-sends its
+nonzero current in every step, although the caller writes :math:`x` once per
+environment step. With ``hold_input`` an input neuron sends only at the *send steps* ``t``
+(``timestep(t, dt)`` below; :math:`P` = ``steps_per_env_step``, :math:`K` =
+``update_interval_steps``):
+
+.. math::
+
+    \\mathrm{send}^t = [t \\bmod P = 0]
+        \\ \\vee\\ \\big(\\text{refresh} \\wedge [t \\bmod K = 1 \\bmod K]\\big)
+
+into the recurrent variable ``I_in`` (cleared in ``before_synapses`` of every send step,
+then filled by the ``synapses`` slot), which every recurrent step adds:
+
+.. math::
+
+    I^{in,t}_j = \\begin{cases} \\sum_i W^{in}_{ji} x_i^t & \\mathrm{send}^t \\
+                                I^{in,t-1}_j & \\text{otherwise} \\end{cases}
+    \\qquad
+    v_j^{t+1} = \\alpha v_j^t + I^{in,t}_j + \\sum_i W^{rec}_{ji} z_i^t - v_{th} z_j^t .
+
+This equals the per-step map above whenever :math:`x` and :math:`W^{in}` change only just
+before a send step: the caller writes :math:`x` at period starts (the agent's ``encode`` in the
+``start`` slot of the first step of every period, the ClosedLoop running whole periods from
+``t = 0``), and the weight updates every :math:`K` steps (``end`` slot of steps
+:math:`t \\bmod K = 0`) take effect from step :math:`t+1`, hence the *refresh* send in that
+step when the builder schedules interval weight updates of the input weights (``refresh``:
+``hidden_learning`` and ``interval_weight_updates``; the agent's TD updates run in the
+``start`` slot of a period's first step, before its send, and need none). Inputs and weights
+written from Python between runs take effect at the next send step. The input neurons still
+fold :math:`s` into :math:`\\bar z` every step (:math:`s^t = x^t` whether sent or not), so
+the eligibility maths is unchanged; only the synaptic events change: one send per input
+per period (plus one per refresh) instead of one per step.
 
 The constants (``alpha``, ``kappa``, ``rho``, ``beta``, ``v_th``, ``gamma_pd``,
 ``refractory_steps``, ``input_rate_hz``) come from
@@ -109,6 +144,9 @@ zbar : 1             # spike train filtered with alpha = exp(-dt/tau_m) (eligibi
 zbar_out : 1         # spike train filtered with kappa = exp(-dt/tau_out) (readout trace)
 L : 1                # learning signal sum_k B_jk err_k (summed by the feedback synapses)
 """
+_RECURRENT_HELD = """
+I_in : 1             # held input drive sum_i W_in_ji s_i, refilled at send steps (hold_input)
+"""
 _RECURRENT_ADAPTIVE = """
 a : 1                # threshold adaptation (spike count filtered with rho = exp(-dt/tau_adapt))
 """
@@ -120,7 +158,7 @@ _RECURRENT_THRESHOLD = "v > {A} and ref_left <= 0"
 #: test on the state the thresholder saw (nothing between them changes v, a, ref_left).
 _RECURRENT_UPDATE = """
 z = int(v > {A} and ref_left <= 0)
-v = alpha*v + I_syn - v_th*z
+v = alpha*v + I_syn{held} - v_th*z
 I_syn = 0
 {adapt}ref_left = z*refractory_steps + (1 - z)*clip(ref_left - 1, 0, refractory_steps)
 zbar = alpha*zbar + z
@@ -139,10 +177,11 @@ def _check_model(model: str) -> None:
         raise ValueError(f"neuron model: expected one of {', '.join(NEURON_MODELS)}, got {model!r}")
 
 
-def recurrent_equations(model: str) -> Equations:
-    """State variables of a recurrent ``"LIF"`` or ``"ALIF"`` neuron."""
+def recurrent_equations(model: str, hold_input: bool = False) -> Equations:
+    """State variables of a recurrent ``"LIF"`` or ``"ALIF"`` neuron (``I_in`` with ``hold_input``)."""
     _check_model(model)
-    return Equations(_RECURRENT_COMMON + (_RECURRENT_ADAPTIVE if model == "ALIF" else ""))
+    held = _RECURRENT_HELD if hold_input else ""
+    return Equations(_RECURRENT_COMMON + held + (_RECURRENT_ADAPTIVE if model == "ALIF" else ""))
 
 
 def recurrent_threshold(model: str) -> str:
@@ -150,10 +189,12 @@ def recurrent_threshold(model: str) -> str:
     return _RECURRENT_THRESHOLD.format(A=_threshold_expression(model))
 
 
-def recurrent_update(model: str) -> str:
-    """Abstract code of one discrete step (run every ``dt`` in the ``after_synapses`` slot)."""
+def recurrent_update(model: str, hold_input: bool = False) -> str:
+    """Abstract code of one discrete step (run every ``dt`` in the ``after_synapses`` slot);
+    with ``hold_input`` the held drive ``I_in`` is added too (``v = alpha*v + I_syn + I_in - v_th*z``)."""
     adapt = "a = rho*a + z\n" if model == "ALIF" else ""
-    return _RECURRENT_UPDATE.format(A=_threshold_expression(model), adapt=adapt)
+    held = " + I_in" if hold_input else ""
+    return _RECURRENT_UPDATE.format(A=_threshold_expression(model), adapt=adapt, held=held)
 
 
 RECURRENT_UPDATE = recurrent_update("ALIF")
@@ -171,6 +212,30 @@ s : 1                # what this neuron sends in this step (0/1 spike, or the cu
 zbar : 1             # s filtered with alpha = exp(-dt/tau_m), excluding this step
 """
 INPUT_THRESHOLD = "s != 0"
+
+
+def hold_send_condition(refresh: bool) -> str:
+    """The send steps of held inputs: a period's first step (``t mod P = 0``) and, with
+    ``refresh``, the step after every interval weight update (``t mod K = 1 mod K``)."""
+    cond = "timestep(t, dt) % hold_period_steps == 0"
+    if refresh:
+        cond += " or timestep(t, dt) % hold_update_steps == hold_refresh_phase"
+    return cond
+
+
+def input_threshold(hold_input: bool = False, refresh: bool = False) -> str:
+    """Condition for an input neuron to send: ``s != 0`` (every step), or with ``hold_input``
+    also a send step (:func:`hold_send_condition`)."""
+    if not hold_input:
+        return INPUT_THRESHOLD
+    return f"{INPUT_THRESHOLD} and ({hold_send_condition(refresh)})"
+
+
+def held_input_clear(refresh: bool) -> str:
+    """``before_synapses`` of every step, recurrent neurons: empty ``I_in`` at a send step,
+    just before the sends refill it (``hold_input``)."""
+    return f"I_in = I_in*int(not ({hold_send_condition(refresh)}))\n"
+
 
 #: ``before_thresholds``: fold the previous step's ``s`` into ``zbar``, then draw the new one.
 _INPUT_UPDATE = """
@@ -308,6 +373,11 @@ class SpikingNetworkConfig:
     """Readout weights ~ N(0, scale^2 / n_recurrent)."""
     feedback_weight_scale: float = 1.0
     """Random feedback weights ~ N(0, scale^2 / n_outputs)."""
+    hold_input: bool = False
+    """``input_kind = "current"`` only: an input sends its current once per environment step (its
+    first network step; again after an interval weight update) into a held drive ``I_in`` that every
+    recurrent step adds, instead of re-sending it every step. Same dynamics while inputs change only
+    at period starts; ``steps_per_env_step`` times fewer input synaptic events."""
 
     # ----------------------------------------------------------------------------------
     # Derived constants and the Brian2 namespace
@@ -355,6 +425,9 @@ class SpikingNetworkConfig:
             "gamma_pd": float(self.gamma_pd),
             "input_rate_hz": float(self.input_rate_hz),
             "sparse_eps": float(self.sparse_eps),
+            "hold_period_steps": int(self.steps_per_env_step),
+            "hold_update_steps": int(self.update_interval_steps),
+            "hold_refresh_phase": 1 % int(self.update_interval_steps),
         }
 
     def unused_fields(self) -> dict[str, str]:
@@ -365,6 +438,10 @@ class SpikingNetworkConfig:
                 unused[name] = "neuron_model is 'LIF' (no adaptation)"
         if self.input_kind != "poisson":
             unused["input_rate_hz"] = f"input_kind is {self.input_kind!r}"
+        if self.input_kind != "current":
+            unused["hold_input"] = f"input_kind is {self.input_kind!r} (only currents are held)"
+        elif self.direct_readout:
+            unused["hold_input"] = "direct_readout is true (the direct pathway reads every step's send)"
         if not self.recurrent:
             for name in ("p_recurrent", "recurrent_weight_scale"):
                 unused[name] = "recurrent is false"
@@ -432,6 +509,7 @@ class SpikingNetworkConfig:
         non_negative("sparse_eps")
         need(isinstance(self.hidden_learning, bool), "hidden_learning", "true or false")
         need(isinstance(self.direct_readout, bool), "direct_readout", "true or false")
+        need(isinstance(self.hold_input, bool), "hold_input", "true or false")
         for name in ("learning_rate", "readout_learning_rate"):
             non_negative(name)
         for name in (

@@ -76,6 +76,9 @@ w : 1                # weight
 
 #: The spike (or current ``s``) adds its weight to the postsynaptic input buffer.
 ON_PRE = "I_syn_post += w*s_pre"
+#: ``hold_input``: the current goes into the held drive ``I_in`` (refilled only at send steps,
+#: see :func:`nmbrl_brian.equations.eprop_neurons.hold_send_condition`), not the per-step buffer.
+ON_PRE_HELD = "I_in_post += w*s_pre"
 ON_PRE_RECURRENT = "I_syn_post += w"
 
 # Trace step: accumulate with the old trace, then advance it. ``{gate}`` is ``""`` in

@@ -281,6 +281,9 @@ class WorldModelConfig:
         for name in ("learning_rate", "readout_learning_rate", "direct_readout"):
             unused[f"network.{name}"] = f"world_model.{name} sets it"
         unused["seed"] = "the world model takes the run's seed"
+        unused["network.hold_input"] = (
+            "the world model's inputs are sent every step (held inputs: agent only)"
+        )
         # The closed loop's learner (agents/model_based.py) has the loop's periods_per_run rows;
         # shuffle is read (world_models/fitting.py pass_order).
         unused["periods_per_run"] = (

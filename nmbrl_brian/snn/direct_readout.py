@@ -107,6 +107,10 @@ def add_direct_readout(
     -------
     DirectReadout
     """
+    if eprop.config.hold_input:
+        raise ValueError(
+            "add_direct_readout: hold_input sends inputs once per period; the direct pathway needs every step"
+        )
     copies = eprop.n_copies
     n_in, n_out = len(eprop.inputs) // copies, len(eprop.readout) // copies
     if "zbar_out" not in eprop.inputs.variables or (normalized and "xnorm" not in eprop.readout.variables):

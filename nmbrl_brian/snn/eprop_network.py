@@ -48,6 +48,7 @@ WEIGHT_KEYS = {"in": "w_in", "rec": "w_rec", "out": "w_out", "feedback": "B"}
 INPUT_SLOT = ("before_thresholds", 0)
 TRACE_SLOT = ("before_thresholds", 1)
 NEURON_SLOT = ("after_synapses", 0)
+HELD_CLEAR_SLOT = ("before_synapses", 0)
 WEIGHT_SLOT = ("end", 0)
 
 
@@ -153,6 +154,8 @@ class EpropNetwork:
         for var in ("x", "s", "zbar"):
             getattr(self.inputs, var)[:] = 0.0
         rec_vars = ["v", "I_syn", "ref_left", "psi", "zbar", "zbar_out", "L"]
+        if self.config.hold_input:
+            rec_vars.append("I_in")
         if self.config.neuron_model == "ALIF":
             rec_vars.append("a")
         for var in rec_vars:
@@ -284,7 +287,9 @@ def build_eprop_network(
     n_inputs, n_outputs : int
         Number of input neurons and of leaky readouts (per copy).
     config : SpikingNetworkConfig
-        Sizes, time constants, connectivity, feedback and learning settings.
+        Sizes, time constants, connectivity, feedback and learning settings. ``hold_input``
+        (current inputs only, else ValueError) sends inputs once per period into ``I_in``
+        (see :mod:`nmbrl_brian.equations.eprop_neurons`), and again after each interval update.
     input_kind : str, optional
         ``"poisson"``, ``"current"`` or ``"timed"``; default ``config.input_kind``.
         ``"timed"`` plays ``input_values`` (fixed spikes or currents per step).
@@ -331,6 +336,8 @@ def build_eprop_network(
         raise ValueError("input_values: give it exactly when input_kind='timed'")
     if targets is not None and error_mode != "supervised":
         raise ValueError("targets: only used with error_mode='supervised'")
+    if config.hold_input and input_kind != "current":
+        raise ValueError(f"hold_input: only with input_kind='current', got {input_kind!r}")
     if n_inputs < 1 or n_outputs < 1:
         raise ValueError(f"n_inputs, n_outputs: expected >= 1, got {n_inputs}, {n_outputs}")
     if not seeds:
@@ -343,6 +350,9 @@ def build_eprop_network(
 
     p = f"{name_prefix}_"
     model, n_rec = config.neuron_model, config.n_recurrent
+    # Held inputs (eprop_neurons docstring): resend after every interval update of the input weights.
+    hold = config.hold_input
+    refresh = hold and interval_weight_updates and config.hidden_learning
     n_copies = len(seeds)
     rngs = [seeding.network_rng(s) for s in seeds]
     clock = Clock(dt=config.dt, name=p + "clock")
@@ -372,7 +382,7 @@ def build_eprop_network(
     inputs = NeuronGroup(
         n_copies * n_inputs,
         equations(neq.INPUT_EQUATIONS, "inputs"),
-        threshold=neq.INPUT_THRESHOLD,
+        threshold=neq.input_threshold(hold, refresh),
         reset="",
         namespace=ns,
         clock=clock,
@@ -386,7 +396,7 @@ def build_eprop_network(
     )
     recurrent = NeuronGroup(
         n_copies * n_rec,
-        equations(neq.recurrent_equations(model), "recurrent"),
+        equations(neq.recurrent_equations(model, hold), "recurrent"),
         threshold=neq.recurrent_threshold(model),
         reset="",
         namespace=ns,
@@ -394,8 +404,18 @@ def build_eprop_network(
         name=p + "recurrent",
     )
     ops["recurrent_step"] = recurrent.run_regularly(
-        neq.recurrent_update(model), when=NEURON_SLOT[0], order=NEURON_SLOT[1], name=p + "recurrent_step"
+        neq.recurrent_update(model, hold),
+        when=NEURON_SLOT[0],
+        order=NEURON_SLOT[1],
+        name=p + "recurrent_step",
     )
+    if hold:
+        ops["held_input_clear"] = recurrent.run_regularly(
+            neq.held_input_clear(refresh),
+            when=HELD_CLEAR_SLOT[0],
+            order=HELD_CLEAR_SLOT[1],
+            name=p + "held_clear",
+        )
     readout = NeuronGroup(
         n_copies * n_outputs,
         equations(neq.READOUT_EQUATIONS, "readout"),
@@ -484,7 +504,7 @@ def build_eprop_network(
         learning_ops(syn, name)
         return syn
 
-    syn_in = learnt_synapses(inputs, recurrent, "in", seq.ON_PRE)
+    syn_in = learnt_synapses(inputs, recurrent, "in", seq.ON_PRE_HELD if hold else seq.ON_PRE)
     syn_rec = learnt_synapses(recurrent, recurrent, "rec", seq.ON_PRE_RECURRENT) if config.recurrent else None
 
     symmetric = learn and config.feedback == "symmetric"
