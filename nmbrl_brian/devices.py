@@ -120,13 +120,20 @@ def select_device(name: str, build_dir: str | Path | None = None) -> DeviceSelec
 
 
 def reset_device() -> None:
-    """Return to runtime mode, discarding any standalone project state (e.g. between tests)."""
+    """Return to runtime mode, discarding any standalone project state (e.g. between tests).
+
+    The discarded objects are collected at once: brian2 names a new object ``name_1`` while an
+    old ``name`` is alive, which would change the next project's code (and miss the build cache).
+    """
+    import gc
+
     import brian2
 
     dev = brian2.get_device()
     if hasattr(dev, "reinit"):
         dev.reinit()
     brian2.set_device("runtime")
+    gc.collect()
 
 
 def active_device_is_standalone() -> bool:

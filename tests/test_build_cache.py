@@ -1,0 +1,162 @@
+"""The standalone build cache: a second build of the same code copies the binary instead of compiling."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nmbrl_brian import build_cache
+from nmbrl_brian.build_cache import build_key, cache_root, canonical_main, compiler_settings
+from nmbrl_brian.devices import reset_device, select_device
+from nmbrl_brian.equations.actor_critic import AgentConfig
+from nmbrl_brian.equations.eprop_neurons import SpikingNetworkConfig
+from nmbrl_brian.equations.population_code import EncodingConfig
+from nmbrl_brian.loop import ClosedLoop
+from nmbrl_brian.parts import ActorCriticPart, CartPolePart
+
+PERIODS = 20
+
+
+def test_cache_root_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv("NMBRL_BUILD_CACHE", raising=False)
+    assert cache_root() == Path.home() / ".cache" / "nmbrl_brian" / "builds"
+    for off in ("", "off", "OFF", " off "):
+        monkeypatch.setenv("NMBRL_BUILD_CACHE", off)
+        assert cache_root() is None, f"NMBRL_BUILD_CACHE={off!r} should switch the cache off"
+    monkeypatch.setenv("NMBRL_BUILD_CACHE", str(tmp_path))
+    assert cache_root() == tmp_path
+
+
+def test_canonical_main_sorts_only_the_clock_lines():
+    head = "int main() {\n        _array_g_v[0] = 2.0;\n"
+    tail = "        _run_x();\n        net.add(&b_clock, NULL);\n        net.add(&a_clock, NULL);\n}\n"
+    one = "        _array_b_clock_timestep[0] = 0;\n        _array_b_clock_t[0] = 0.0;\n"
+    two = "        _array_a_clock_timestep[0] = 0;\n        _array_a_clock_t[0] = 0.0;\n"
+    first, second = head + one + two + tail, head + two + one + tail
+    assert canonical_main(first) == canonical_main(second), (
+        "clock starts in set order must not change the key"
+    )
+    canonical = canonical_main(first)
+    assert canonical.index("_array_a_clock_timestep") < canonical.index("_array_b_clock_timestep")
+    assert canonical.index("add(&a_clock") < canonical.index("add(&b_clock")
+    assert sorted(canonical.splitlines()) == sorted(first.splitlines()), "no line may be lost or changed"
+    assert canonical.startswith(head), "other statements keep their order"
+    swapped = "        _array_g_v[0] = 1.0;\n        _array_g_v[0] = 2.0;\n"
+    assert canonical_main(swapped) == swapped, "assignments other than clock starts are never reordered"
+
+
+def test_key_reads_the_code_not_the_data(tmp_path):
+    (tmp_path / "static_arrays").mkdir()
+    (tmp_path / "results").mkdir()
+    (tmp_path / "code_objects").mkdir()
+    (tmp_path / "main.cpp").write_text("int main() {}\n")
+    (tmp_path / "code_objects" / "x.h").write_text("#define N 3\n")
+    (tmp_path / "makefile").write_text("all: main\n")
+    (tmp_path / "static_arrays" / "w").write_bytes(b"\x00" * 8)
+    settings = {"device": "cpp_standalone"}
+    key = build_key(tmp_path, settings)
+    (tmp_path / "static_arrays" / "w").write_bytes(b"\x01" * 8)
+    (tmp_path / "results" / "out").write_bytes(b"\x02")
+    (tmp_path / "main.o").write_bytes(b"object")
+    assert build_key(tmp_path, settings) == key, "data, results and objects are not part of the key"
+    (tmp_path / "code_objects" / "x.h").write_text("#define N 4\n")
+    assert build_key(tmp_path, settings) != key, "a changed header must change the key"
+    (tmp_path / "code_objects" / "x.h").write_text("#define N 3\n")
+    (tmp_path / "makefile").write_text("all: main\nCXXFLAGS = -O0\n")
+    assert build_key(tmp_path, settings) != key, "a changed makefile must change the key"
+    (tmp_path / "makefile").write_text("all: main\n")
+    assert build_key(tmp_path, {"device": "cuda_standalone"}) != key, "the settings are part of the key"
+    assert build_key(tmp_path, settings) == key
+
+
+def _network(n_recurrent: int, input_scale: float) -> SpikingNetworkConfig:
+    return SpikingNetworkConfig(
+        n_recurrent=n_recurrent,
+        input_kind="current",
+        steps_per_env_step=10,
+        tau_out_ms=10.0,
+        refractory_ms=0.0,
+        input_weight_scale=input_scale,
+        recurrent_weight_scale=0.3,
+        readout_weight_scale=0.0,
+        learning_rate=0.01,
+    )
+
+
+def _run(build_dir: Path, n_recurrent: int = 5, input_scale: float = 0.57) -> dict:
+    """Build a small closed loop in ``build_dir``, run it once; its build record and results."""
+    reset_device()
+    select_device("cpp_standalone", build_dir=build_dir)
+    agent = ActorCriticPart(
+        4,
+        2,
+        agent=AgentConfig(kind="spiking_actor_critic", actor_lr=0.1, critic_lr=0.1),
+        encoding=EncodingConfig(),
+        network=_network(n_recurrent, input_scale),
+        seeds=[1],
+        periods_per_run=PERIODS,
+    )
+    env = CartPolePart(period=agent.period, seeds=[3], resets_per_run=PERIODS // 2 + 2)
+    loop = ClosedLoop(agent, env, build_dir=build_dir)
+    record = loop.run(PERIODS)["cartpole"]
+    weights = {k: np.array(loop.value(obj, var)) for k, (obj, var) in agent.weight_variables().items()}
+    return {"build": loop.last_build, "action": record.action, "obs": record.obs, "weights": weights}
+
+
+class Compiled(Exception):
+    """Raised by the stand-in compiler: the build reached the compiler."""
+
+
+@pytest.mark.standalone
+@pytest.mark.slow
+def test_second_build_is_a_cache_hit_and_runs_the_same(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("NMBRL_BUILD_CACHE", str(cache))
+    first = _run(tmp_path / "first")
+    key = first["build"].key
+    assert not first["build"].cache_hit and first["build"].compile_s > 0
+    assert (cache / "cpp_standalone" / key / "main").is_file(), "the compiled binary must be stored"
+    assert not list((cache / "cpp_standalone").glob(".*")), "no temporary folder may be left behind"
+    recorded = json.loads((tmp_path / "first" / "build.json").read_text())
+    assert recorded[-1]["cache_hit"] is False and recorded[-1]["key"] == key
+
+    compiles: list[str] = []
+
+    def no_compiler(device, directory):
+        compiles.append(str(directory))
+        raise Compiled(directory)
+
+    monkeypatch.setattr(build_cache, "compile_project", no_compiler)
+    second = _run(tmp_path / "second")
+    assert compiles == [], "a cache hit must not compile"
+    assert second["build"].cache_hit and second["build"].key == key and second["build"].compile_s == 0
+    assert json.loads((tmp_path / "second" / "build.json").read_text())[-1]["cache_hit"] is True
+    np.testing.assert_array_equal(second["action"], first["action"])
+    np.testing.assert_array_equal(second["obs"], first["obs"])
+    for name, w in first["weights"].items():
+        np.testing.assert_array_equal(second["weights"][name], w, err_msg=name)
+
+    # other initial weights are data: the same binary, and the new values are read (not the cached run's)
+    scaled = _run(tmp_path / "scaled", input_scale=1.5)
+    assert compiles == [] and scaled["build"].cache_hit and scaled["build"].key == key
+    assert any(not np.array_equal(scaled["weights"][n], w) for n, w in first["weights"].items()), (
+        "other initial weights must give other weights after the run"
+    )
+
+    # a bigger network is other code: a miss
+    with pytest.raises(Compiled):
+        _run(tmp_path / "bigger", n_recurrent=6)
+    assert compiles == [str(tmp_path / "bigger")]
+    from brian2 import get_device
+
+    assert build_key(tmp_path / "bigger", compiler_settings(get_device())) != key
+
+    # the cache switched off always compiles, even code it holds
+    monkeypatch.setenv("NMBRL_BUILD_CACHE", "off")
+    with pytest.raises(Compiled):
+        _run(tmp_path / "off")
+    assert compiles[-1] == str(tmp_path / "off") and len(compiles) == 2
+    reset_device()
