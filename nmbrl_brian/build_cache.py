@@ -172,8 +172,9 @@ def build_key(directory: str | Path, settings: dict) -> str:
 _CLOCK_START = re.compile(
     r"^\s*_array_(\w+)_timestep\[0\] = [-+0-9.eE]+;\n\s*_array_\1_t\[0\] = [-+0-9.eE]+;\n"
 )
-#: A clock added to a network without code (brian2: ``net.add(&clock, NULL);``).
-_CLOCK_ADD = re.compile(r"^\s*\w+\.add\(&\w+, NULL\);\n")
+#: A clock added to a network without code (brian2: ``net.add(&clock, NULL);``) or with
+#: brian2cuda's random number buffer (the same argument-less call for every clock).
+_CLOCK_ADD = re.compile(r"^\s*\w+\.add\(&\w+, (NULL|_run_random_number_buffer)\);\n")
 
 
 def canonical_main(text: str) -> str:
@@ -183,7 +184,8 @@ def canonical_main(text: str) -> str:
     iterating over a Python set of clocks, so their order changes from process to process and
     the same network would never hit the cache. Each run of consecutive clock starts (a
     constant timestep and time of one clock) and each run of consecutive ``add(&clock, NULL)``
-    lines is sorted; the statements are independent, so the program does not change.
+    (or brian2cuda's ``add(&clock, _run_random_number_buffer)``) lines is sorted; the statements
+    are independent, so the program does not change.
     """
     lines = text.splitlines(keepends=True)
     out: list[str] = []
@@ -212,6 +214,55 @@ def canonicalise_project(directory: str | Path) -> None:
             canonical = canonical_main(text)
             if canonical != text:
                 path.write_text(canonical)
+
+
+#: brian2cuda 1.0b1, ``templates/spikemonitor.cu``: recorded variables taken in the order of a
+#: set of names (Python's string hashing, other in every process; brian2's template sorts them),
+#: and the same taken sorted by name (the first one's size: they all have the monitor's size).
+CUDA_MONITOR_SORTING = (
+    ("in record_variables.items() %}", "in record_variables | dictsort %}"),
+    (
+        "{% set var = record_variables.values() | first %}",
+        "{% set var = (record_variables | dictsort | first)[1] %}",
+    ),
+)
+
+
+def sort_cuda_monitor_variables(templater) -> bool:
+    """Serve brian2cuda's ``spikemonitor.cu`` with its recorded variables sorted by name.
+
+    Without it the monitors' code changes from process to process and a cuda_standalone
+    build never hits the cache. Every loop of the template is sorted alike, so kernel
+    parameters and arguments still match. ``templater`` as for
+    :func:`nmbrl_brian.devices.patch_cuda_clock_template`; the installed file is left alone.
+
+    Returns
+    -------
+    bool
+        True if the template iterated in set order and is now served sorted (or already was).
+    """
+    from brian2.codegen.templates import LazyTemplateLoader
+    from jinja2 import ChoiceLoader, FunctionLoader, TemplateNotFound
+
+    env = templater.env
+    if getattr(env, "nmbrl_monitor_order", False):
+        return True
+    name = "spikemonitor" + templater.extension
+    try:
+        source = env.loader.get_source(env, name)[0]
+    except TemplateNotFound:
+        return False
+    if CUDA_MONITOR_SORTING[0][0] not in source:
+        return False
+    fixed = source
+    for unordered, ordered in CUDA_MONITOR_SORTING:
+        fixed = fixed.replace(unordered, ordered)
+    env.loader = ChoiceLoader([FunctionLoader(lambda n: fixed if n == name else None), env.loader])
+    if env.cache is not None:
+        env.cache.clear()
+    templater.templates = LazyTemplateLoader(env, templater.extension)
+    env.nmbrl_monitor_order = True
+    return True
 
 
 def compile_project(device, directory: str | Path) -> None:

@@ -111,6 +111,9 @@ def select_device(name: str, build_dir: str | Path | None = None) -> DeviceSelec
             ) from exc
         force_cuda_cxx17()
         patch_cuda_clock_template(codeobject.CUDAStandaloneCodeObject.templater)
+        from nmbrl_brian.build_cache import sort_cuda_monitor_variables
+
+        sort_cuda_monitor_variables(codeobject.CUDAStandaloneCodeObject.templater)  # same code, same key
         configure_curand()
         if not gpu_visible():  # compile for an H100/H200 here; running needs a GPU
             log.info("cuda_standalone: no GPU visible; projects compile but cannot run here")

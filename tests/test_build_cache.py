@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -32,7 +33,11 @@ def test_cache_root_follows_the_environment(monkeypatch, tmp_path):
 
 def test_canonical_main_sorts_only_the_clock_lines():
     head = "int main() {\n        _array_g_v[0] = 2.0;\n"
-    tail = "        _run_x();\n        net.add(&b_clock, NULL);\n        net.add(&a_clock, NULL);\n}\n"
+    tail = (
+        "        _run_x();\n        net.add(&b_clock, NULL);\n        net.add(&a_clock, NULL);\n"
+        "        net.add(&b_clock, _run_random_number_buffer);\n        net.add(&a_clock, _run_random_number_buffer);\n"
+        "        net.add(&b_clock, _run_b);\n        net.add(&a_clock, _run_a);\n}\n"
+    )
     one = "        _array_b_clock_timestep[0] = 0;\n        _array_b_clock_t[0] = 0.0;\n"
     two = "        _array_a_clock_timestep[0] = 0;\n        _array_a_clock_t[0] = 0.0;\n"
     first, second = head + one + two + tail, head + two + one + tail
@@ -41,11 +46,39 @@ def test_canonical_main_sorts_only_the_clock_lines():
     )
     canonical = canonical_main(first)
     assert canonical.index("_array_a_clock_timestep") < canonical.index("_array_b_clock_timestep")
-    assert canonical.index("add(&a_clock") < canonical.index("add(&b_clock")
+    assert canonical.index("add(&a_clock, NULL") < canonical.index("add(&b_clock, NULL")
+    assert canonical.index("add(&a_clock, _run_random") < canonical.index("add(&b_clock, _run_random")
+    assert canonical.index("add(&b_clock, _run_b") < canonical.index("add(&a_clock, _run_a"), (
+        "code objects are added in brian2's order, never sorted"
+    )
     assert sorted(canonical.splitlines()) == sorted(first.splitlines()), "no line may be lost or changed"
     assert canonical.startswith(head), "other statements keep their order"
     swapped = "        _array_g_v[0] = 1.0;\n        _array_g_v[0] = 2.0;\n"
     assert canonical_main(swapped) == swapped, "assignments other than clock starts are never reordered"
+
+
+def test_cuda_monitor_template_is_served_sorted():
+    """brian2cuda's spikemonitor.cu takes recorded variables in set order; the patched loader sorts them."""
+    from types import SimpleNamespace
+
+    from jinja2 import DictLoader, Environment
+
+    from nmbrl_brian.build_cache import CUDA_MONITOR_SORTING, sort_cuda_monitor_variables
+
+    (loop, _), (first, _) = CUDA_MONITOR_SORTING
+    text = first + "size {{ var }};\n{% for varname, var " + loop + "{{ varname }}={{ var }};{% endfor %}\n"
+    env = Environment(loader=DictLoader({"spikemonitor.cu": text, "objects.cu": "untouched"}))
+    templater = SimpleNamespace(env=env, extension=".cu", templates=None)
+    assert sort_cuda_monitor_variables(templater), "the set-ordered template should be patched"
+    variables = {"t": 1, "i": 2, "episode_return": 3}
+    rendered = env.get_template("spikemonitor.cu").render(record_variables=variables)
+    assert rendered.rstrip() == "size 3;\nepisode_return=3;i=2;t=1;", rendered
+    assert env.get_template("objects.cu").render() == "untouched"
+    assert sort_cuda_monitor_variables(templater), "patching twice should be harmless"
+    if importlib.util.find_spec("brian2cuda") is not None:  # the installed template has the pattern
+        from brian2cuda.codeobject import CUDAStandaloneCodeObject
+
+        assert sort_cuda_monitor_variables(CUDAStandaloneCodeObject.templater)
 
 
 def test_key_reads_the_code_not_the_data(tmp_path):
