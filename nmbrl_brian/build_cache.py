@@ -274,13 +274,18 @@ def compile_project(device, directory: str | Path) -> None:
 
 
 def _fetch(entry: Path, directory: Path) -> bool:
-    """Copy the cached binary into the project folder; False if the entry has none."""
+    """Copy the cached binary into the project folder; False if the entry has none (or it cannot be read)."""
     binary = entry / BINARY
     if not binary.is_file():
         return False
     partial = directory / f".{BINARY}.partial"
-    shutil.copy2(binary, partial)
-    os.replace(partial, directory / BINARY)
+    try:
+        shutil.copy2(binary, partial)
+        os.replace(partial, directory / BINARY)
+    except OSError as exc:  # an unreadable entry costs a compile, not the run
+        partial.unlink(missing_ok=True)
+        print(f"nmbrl: standalone build: cached binary not used ({exc})", file=sys.stderr)
+        return False
     return True
 
 

@@ -193,3 +193,33 @@ def test_second_build_is_a_cache_hit_and_runs_the_same(tmp_path, monkeypatch):
         _run(tmp_path / "off")
     assert compiles[-1] == str(tmp_path / "off") and len(compiles) == 2
     reset_device()
+
+
+def test_build_time_is_not_training_wall_time(tmp_path, monkeypatch):
+    """A build inside a training chunk (a resumed standalone run's first) is left out of ``wall_s``."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from nmbrl_brian.config import load_config
+    from nmbrl_brian.training import actor_critic_trainer
+    from nmbrl_brian.training.phases import Schedule
+    from nmbrl_brian.training.run import run_training
+
+    clock = [0.0]
+    monkeypatch.setattr(actor_critic_trainer, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    train = Schedule.train
+
+    def train_with_a_build(self, *args, **kwargs):  # 1 s of training and a 100 s build in every chunk
+        train(self, *args, **kwargs)
+        clock[0] += 101.0
+        monkeypatch.setattr(build_cache, "_build_seconds_total", build_cache.total_build_seconds() + 100.0)
+
+    monkeypatch.setattr(Schedule, "train", train_with_a_build)
+    config = load_config(
+        Path(__file__).resolve().parents[1] / "nmbrl_brian" / "configs" / "cartpole_dense.toml",
+        ["total_env_steps=200", "eval_every=100", "eval_episodes=1", "checkpoint_every=100"],
+    )
+    metrics = pd.read_csv(run_training(config, out=tmp_path) / "metrics.csv")
+    current = metrics[metrics["policy"] == "current"]
+    assert current["wall_s"].tolist() == [0.0, 1.0, 2.0], "two chunks of 1 s training, builds left out"
