@@ -290,6 +290,8 @@ class ClosedLoop:
             raise ValueError(f"state: missing {sorted(missing)[:5]} (not a state of this loop)")
         for key, (obj, name) in expected.items():
             size = obj.variables[name].size
+            if self.standalone and self._state is None and getattr(obj.variables[name], "dynamic", False):
+                continue  # synapses are made by the binary: their number is known after its first run
             if np.shape(state[key]) not in ((size,), ()) and not (size == 1 and np.size(state[key]) == 1):
                 raise ValueError(
                     f"state: {key} has shape {np.shape(state[key])}, expected ({size},) "

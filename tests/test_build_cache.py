@@ -223,3 +223,44 @@ def test_build_time_is_not_training_wall_time(tmp_path, monkeypatch):
     metrics = pd.read_csv(run_training(config, out=tmp_path) / "metrics.csv")
     current = metrics[metrics["policy"] == "current"]
     assert current["wall_s"].tolist() == [0.0, 1.0, 2.0], "two chunks of 1 s training, builds left out"
+
+
+@pytest.mark.standalone
+@pytest.mark.slow
+def test_a_resumed_standalone_run_hits_the_cache_and_continues_exactly(tmp_path, monkeypatch):
+    """A second run of a config and its resumed run copy the binary; the resumed run ends as an uninterrupted one."""
+    import pandas as pd
+
+    from nmbrl_brian.config import load_config
+    from nmbrl_brian.training.run import resume_training, run_training
+
+    monkeypatch.setenv("NMBRL_BUILD_CACHE", str(tmp_path / "cache"))
+    small = [
+        "device=cpp_standalone",
+        "network.n_recurrent=5",
+        "eval_every=100",
+        "eval_episodes=2",
+        "checkpoint_every=100",
+        "periods_per_run=100",
+    ]
+    snn = Path(__file__).resolve().parents[1] / "nmbrl_brian" / "configs" / "cartpole_snn.toml"
+    try:
+        whole = run_training(load_config(snn, [*small, "total_env_steps=200"]), out=tmp_path / "whole")
+        compiled = json.loads((whole / "brian_build" / "build.json").read_text())
+        assert [b["cache_hit"] for b in compiled] == [False]
+
+        def no_compiler(device, directory):
+            raise Compiled(directory)
+
+        monkeypatch.setattr(build_cache, "compile_project", no_compiler)
+        parts = run_training(load_config(snn, [*small, "total_env_steps=100"]), out=tmp_path / "parts")
+        resume_training(parts, overrides=["total_env_steps=200"])
+    finally:
+        reset_device()
+    builds = json.loads((parts / "brian_build" / "build.json").read_text())
+    assert [b["cache_hit"] for b in builds] == [True, True], "the run and its resumption copy the binary"
+    assert {b["key"] for b in builds} == {compiled[0]["key"]}
+    a = pd.read_csv(whole / "metrics.csv").drop(columns="wall_s")
+    b = pd.read_csv(parts / "metrics.csv").drop(columns="wall_s")
+    assert a["env_steps"].max() >= 200 and len(a) >= 3, a
+    pd.testing.assert_frame_equal(a, b, obj="metrics of a standalone run resumed after 100 steps")
