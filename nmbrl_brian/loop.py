@@ -291,7 +291,7 @@ class ClosedLoop:
         for key, (obj, name) in expected.items():
             size = obj.variables[name].size
             if self.standalone and self._state is None and getattr(obj.variables[name], "dynamic", False):
-                continue  # synapses are made by the binary: their number is known after its first run
+                continue  # synapse count known after the binary's first run; it refuses a wrong-sized file
             if np.shape(state[key]) not in ((size,), ()) and not (size == 1 and np.size(state[key]) == 1):
                 raise ValueError(
                     f"state: {key} has shape {np.shape(state[key])}, expected ({size},) "
