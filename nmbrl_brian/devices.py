@@ -111,6 +111,9 @@ def select_device(name: str, build_dir: str | Path | None = None) -> DeviceSelec
             ) from exc
         force_cuda_cxx17()
         patch_cuda_clock_template(codeobject.CUDAStandaloneCodeObject.templater)
+        from nmbrl_brian.build_cache import sort_cuda_monitor_variables
+
+        sort_cuda_monitor_variables(codeobject.CUDAStandaloneCodeObject.templater)  # same code, same key
         configure_curand()
         if not gpu_visible():  # compile for an H100/H200 here; running needs a GPU
             log.info("cuda_standalone: no GPU visible; projects compile but cannot run here")
@@ -120,13 +123,20 @@ def select_device(name: str, build_dir: str | Path | None = None) -> DeviceSelec
 
 
 def reset_device() -> None:
-    """Return to runtime mode, discarding any standalone project state (e.g. between tests)."""
+    """Return to runtime mode, discarding any standalone project state (e.g. between tests).
+
+    The discarded objects are collected at once: brian2 names a new object ``name_1`` while an
+    old ``name`` is alive, which would change the next project's code (and miss the build cache).
+    """
+    import gc
+
     import brian2
 
     dev = brian2.get_device()
     if hasattr(dev, "reinit"):
         dev.reinit()
     brian2.set_device("runtime")
+    gc.collect()
 
 
 def active_device_is_standalone() -> bool:

@@ -160,6 +160,9 @@ class ClosedLoop:
     periods_per_run : int
         Rows of the parts' tables, the length of one standalone execution: the agent's
         uniforms table, else the ``periods_per_run`` the parts declare (they must agree).
+    last_build : BuildRecord or None
+        Standalone: the build's time and whether its binary came from the build cache
+        (:mod:`nmbrl_brian.build_cache`); also in ``build.json`` of the project folder.
 
     Raises
     ------
@@ -217,6 +220,7 @@ class ClosedLoop:
         self._read: dict[str, int] = {}  # runtime: monitor events read so far
         self._stored_reads: dict[str, dict[str, int]] = {}
         self.timings: dict[str, list[float]] = {"build": [], "run": []}
+        self.last_build = None  # standalone: the BuildRecord of the build (cache hit or compile)
 
     @property
     def built(self) -> bool:
@@ -286,6 +290,8 @@ class ClosedLoop:
             raise ValueError(f"state: missing {sorted(missing)[:5]} (not a state of this loop)")
         for key, (obj, name) in expected.items():
             size = obj.variables[name].size
+            if self.standalone and self._state is None and getattr(obj.variables[name], "dynamic", False):
+                continue  # synapse count known after the binary's first run; it refuses a wrong-sized file
             if np.shape(state[key]) not in ((size,), ()) and not (size == 1 and np.size(state[key]) == 1):
                 raise ValueError(
                     f"state: {key} has shape {np.shape(state[key])}, expected ({size},) "
@@ -456,9 +462,11 @@ class ClosedLoop:
     def _compile(self) -> None:
         from brian2 import get_device
 
+        from nmbrl_brian.build_cache import build_project
+
         start = time.perf_counter()
         self.network.run(self.periods_per_run * self.period, namespace={})
-        get_device().build(directory=str(self._build_dir()), compile=True, run=False, with_output=False)
+        self.last_build = build_project(get_device(), self._build_dir(), time.perf_counter() - start)
         self.timings["build"].append(time.perf_counter() - start)
         self._built = True
 

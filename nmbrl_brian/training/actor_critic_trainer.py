@@ -28,6 +28,7 @@ import pandas as pd
 
 from nmbrl_brian import seeding
 from nmbrl_brian.agents.base import BaseAgent
+from nmbrl_brian.build_cache import total_build_seconds
 from nmbrl_brian.checkpoints import read_checkpoint, write_checkpoint
 from nmbrl_brian.config import RESUME_OVERRIDES, RunConfig, from_dict
 from nmbrl_brian.envs.env_loop import EnvLoop
@@ -130,9 +131,10 @@ class ActorCriticTrainer:
         if not self.rows:
             self._evaluate()
         while self.env_steps < cfg.total_env_steps and not self.reached_stop_return():
-            start = time.perf_counter()
+            start, built = time.perf_counter(), total_build_seconds()
             self.schedule.train(self.agent, self.loop, self._next_pause() - self.env_steps)
-            self.wall_s += time.perf_counter() - start
+            # a standalone build in this chunk (a resumed run's first) is not training time
+            self.wall_s += time.perf_counter() - start - (total_build_seconds() - built)
             if self._evaluation_due():
                 self._evaluate()
             for cb in self.callbacks:
