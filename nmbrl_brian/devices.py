@@ -337,6 +337,10 @@ def gpu_visible() -> bool:
 #: brian2's and brian2cuda's file readers print "Error reading '<file>': ..." or "Could not read"
 #: and carry on with exit code 0; CUDA checks print "CUDA_CHECK_ERROR"; C++ aborts "terminate called".
 BINARY_ERROR_MARKERS = ("error", "could not", "terminate called", "abort")
+#: How the same binaries start the errors they print on their *standard output* (which brian2 saves
+#: as ``results/stdout.txt``), again with exit code 0: "Error opening static array ...", "Error
+#: writing output file for ..." (the results read back would be stale), "Error: tried to create synapse".
+BINARY_STDOUT_ERROR_PREFIX = "Error"
 
 
 def run_standalone_binary(device, directory, run_args: dict | None = None) -> None:
@@ -346,7 +350,8 @@ def run_standalone_binary(device, directory, run_args: dict | None = None) -> No
     with 0 (it then simulates from whatever the array held), so a run would go on silently
     with wrong values. The binary's error stream is captured at the file-descriptor level
     (the binary is a child process) and any line holding one of :data:`BINARY_ERROR_MARKERS`
-    fails the run, as does a non-zero exit code.
+    fails the run, as does a non-zero exit code, and so does a line of its standard output
+    (``results/stdout.txt``) that starts with :data:`BINARY_STDOUT_ERROR_PREFIX`.
 
     Raises
     ------
@@ -373,6 +378,10 @@ def run_standalone_binary(device, directory, run_args: dict | None = None) -> No
         text = captured.read().decode(errors="replace")
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     errors = [line for line in lines if any(m in line.lower() for m in BINARY_ERROR_MARKERS)]
+    stdout = Path(getattr(device, "results_dir", None) or Path(directory) / "results") / "stdout.txt"
+    if stdout.is_file():
+        said = stdout.read_text(errors="replace").splitlines()
+        errors += [line.strip() for line in said if line.strip().startswith(BINARY_STDOUT_ERROR_PREFIX)]
     if errors or failed:
         first = errors[0] if errors else failed
         raise DeviceError(f"device: the standalone binary in {directory} failed: {first}")
