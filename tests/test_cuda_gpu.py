@@ -51,20 +51,20 @@ def build_loop(device: str, build_dir, periods_per_run: int) -> tuple[ActorCriti
     return agent, ClosedLoop(agent, env, build_dir=build_dir)
 
 
-def state(loop: ClosedLoop) -> dict[str, np.ndarray]:
-    return {loop.state_key(obj, name): np.array(loop.value(obj, name)) for obj, name in loop.variables}
+def weights(agent: ActorCriticPart, loop: ClosedLoop) -> dict[str, np.ndarray]:
+    return {k: np.array(loop.value(obj, var)) for k, (obj, var) in agent.weight_variables().items()}
 
 
 def test_cuda_rerun_with_run_args_continues_like_one_long_run(tmp_path):
-    _, loop = build_loop("cuda_standalone", tmp_path / "chunks", 100)
+    agent, loop = build_loop("cuda_standalone", tmp_path / "chunks", 100)
     first = loop.run(100)["cartpole"]
     second = loop.run(100)["cartpole"]  # fails with DeviceError if a run_args file is not read
-    chunked = state(loop)
-    _, loop = build_loop("cuda_standalone", tmp_path / "long", 200)
+    chunked = weights(agent, loop)
+    agent, loop = build_loop("cuda_standalone", tmp_path / "long", 200)
     long = loop.run(200)["cartpole"]
     assert long.steps == first.steps + second.steps
     np.testing.assert_array_equal(long.copy, np.concatenate([first.copy, second.copy]))
-    for name, values in state(loop).items():
+    for name, values in weights(agent, loop).items():
         np.testing.assert_allclose(chunked[name], values, rtol=1e-6, atol=1e-9, err_msg=name)
     _, loop = build_loop("cpp_standalone", tmp_path / "cpp", 200)
     cpp = loop.run(200)["cartpole"]
