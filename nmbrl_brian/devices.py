@@ -110,7 +110,7 @@ def select_device(name: str, build_dir: str | Path | None = None) -> DeviceSelec
                 "(pip install 'nmbrl-brian[cuda]', which installs brian2cuda)"
             ) from exc
         force_cuda_cxx17()
-        patch_cuda_clock_template(codeobject.CUDAStandaloneCodeObject.templater)
+        patch_cuda_templates(codeobject.CUDAStandaloneCodeObject.templater)
         from nmbrl_brian.build_cache import sort_cuda_monitor_variables
 
         sort_cuda_monitor_variables(codeobject.CUDAStandaloneCodeObject.templater)  # same code, same key
@@ -202,13 +202,53 @@ CUDA_CLOCK_BUG = "if (defaultclock.timestep[0] >= {{pathway.name}}_delay)"
 #: The same test on the clock of the synapses, as the rest of that template does.
 CUDA_CLOCK_FIX = "if ({{owner.clock.name}}.timestep[0] >= {{pathway.name}}_delay)"
 
+#: brian2cuda 1.0b1, ``templates/objects.cu`` (``set_variable_by_name``, lines 92-95): every
+#: ``run_args`` value is lowercased before it is used, also a file name. brian2 writes the file
+#: as ``static_arrays/init_<group>_<variable>_<md5>.dat`` with the variable's own case, so for
+#: ``I_syn`` or ``L`` the binary opens a name that does not exist ("file size -1"), prints an
+#: error, keeps the old values and exits 0. brian2 fixed its own copy in brian2 PR #1533.
+CUDA_LOWERCASE_BUG = (
+    "\tstd::for_each(s_value.begin(), s_value.end(), [](char& c) // modify in-place\n"
+    "    {\n"
+    "        c = std::tolower(static_cast<unsigned char>(c));\n"
+    "    });\n"
+    '    if (s_value == "true")\n'
+    '        s_value = "1";\n'
+    '    else if (s_value == "false")\n'
+    '        s_value = "0";\n'
+)
+#: brian2's own test (``cpp_standalone/templates/objects.cpp``): booleans in either case, the
+#: value itself (a number or a file name) untouched.
+CUDA_LOWERCASE_FIX = (
+    "    // nmbrl_brian: no lowercasing, s_value may be a file name (brian2 PR #1533)\n"
+    '    if (s_value == "true" || s_value == "True")\n'
+    '        s_value = "1";\n'
+    '    else if (s_value == "false" || s_value == "False")\n'
+    '        s_value = "0";\n'
+)
 
-def patch_cuda_clock_template(templater) -> bool:
-    """Serve brian2cuda's ``synapses.cu`` with :data:`CUDA_CLOCK_FIX` in place of :data:`CUDA_CLOCK_BUG`.
+#: Every brian2cuda template fix: template name (without extension), the buggy text, the fix.
+CUDA_TEMPLATE_FIXES = (
+    ("synapses", CUDA_CLOCK_BUG, CUDA_CLOCK_FIX),
+    ("objects", CUDA_LOWERCASE_BUG, CUDA_LOWERCASE_FIX),
+)
+
+
+def patch_cuda_template(templater, template: str, bug: str, fix: str) -> bool:
+    """Serve brian2cuda's template ``template`` with ``fix`` in place of ``bug``.
 
     The installed file is left alone: ``templater`` (a ``brian2.codegen.templates.Templater``,
     e.g. ``CUDAStandaloneCodeObject.templater``) gets a loader that serves the fixed
-    template first and falls back to the original loader for everything else.
+    template first and falls back to the loader it had for everything else.
+
+    Parameters
+    ----------
+    templater : brian2.codegen.templates.Templater
+        The templater to patch (anything with ``env`` and ``extension``).
+    template : str
+        Template name without extension, e.g. ``"synapses"``.
+    bug, fix : str
+        The exact text to replace, and its replacement.
 
     Returns
     -------
@@ -219,22 +259,53 @@ def patch_cuda_clock_template(templater) -> bool:
     from jinja2 import ChoiceLoader, FunctionLoader, TemplateNotFound
 
     env = templater.env
-    if getattr(env, "nmbrl_clock_fix", False):
+    name = template + templater.extension
+    done = getattr(env, "nmbrl_fixed", set())
+    if (name, bug) in done:
         return True
-    name = "synapses" + templater.extension
     try:
         source = env.loader.get_source(env, name)[0]
     except TemplateNotFound:
         return False
-    if CUDA_CLOCK_BUG not in source:
+    if bug not in source:
         return False
-    fixed = source.replace(CUDA_CLOCK_BUG, CUDA_CLOCK_FIX)
+    fixed = source.replace(bug, fix)
     env.loader = ChoiceLoader([FunctionLoader(lambda n: fixed if n == name else None), env.loader])
     if env.cache is not None:
         env.cache.clear()
     templater.templates = LazyTemplateLoader(env, templater.extension)
-    env.nmbrl_clock_fix = True
+    env.nmbrl_fixed = done | {(name, bug)}
     return True
+
+
+def patch_cuda_clock_template(templater) -> bool:
+    """Serve brian2cuda's ``synapses.cu`` with :data:`CUDA_CLOCK_FIX` in place of :data:`CUDA_CLOCK_BUG`.
+
+    See :func:`patch_cuda_template`.
+    """
+    return patch_cuda_template(templater, "synapses", CUDA_CLOCK_BUG, CUDA_CLOCK_FIX)
+
+
+def patch_cuda_run_args_template(templater) -> bool:
+    """Serve brian2cuda's ``objects.cu`` with :data:`CUDA_LOWERCASE_FIX` in place of :data:`CUDA_LOWERCASE_BUG`.
+
+    See :func:`patch_cuda_template`.
+    """
+    return patch_cuda_template(templater, "objects", CUDA_LOWERCASE_BUG, CUDA_LOWERCASE_FIX)
+
+
+def patch_cuda_templates(templater) -> dict[str, bool]:
+    """Apply every fix of :data:`CUDA_TEMPLATE_FIXES`; return, per template, whether it is served fixed.
+
+    A template whose text differs from the one the fix was written for (another brian2cuda
+    version) is left alone and logged.
+    """
+    applied = {}
+    for template, bug, fix in CUDA_TEMPLATE_FIXES:
+        applied[template] = patch_cuda_template(templater, template, bug, fix)
+        if not applied[template]:
+            log.info("cuda_standalone: brian2cuda's %s template has no known bug to patch", template)
+    return applied
 
 
 def configure_cuda_without_gpu(compute_capability: float = 9.0, cuda_runtime_version: float = 13.0) -> None:
@@ -276,6 +347,10 @@ def gpu_visible() -> bool:
 #: brian2's and brian2cuda's file readers print "Error reading '<file>': ..." or "Could not read"
 #: and carry on with exit code 0; CUDA checks print "CUDA_CHECK_ERROR"; C++ aborts "terminate called".
 BINARY_ERROR_MARKERS = ("error", "could not", "terminate called", "abort")
+#: How the same binaries start the errors they print on their *standard output* (which brian2 saves
+#: as ``results/stdout.txt``), again with exit code 0: "Error opening static array ...", "Error
+#: writing output file for ..." (the results read back would be stale), "Error: tried to create synapse".
+BINARY_STDOUT_ERROR_PREFIX = "Error"
 
 
 def run_standalone_binary(device, directory, run_args: dict | None = None) -> None:
@@ -285,7 +360,8 @@ def run_standalone_binary(device, directory, run_args: dict | None = None) -> No
     with 0 (it then simulates from whatever the array held), so a run would go on silently
     with wrong values. The binary's error stream is captured at the file-descriptor level
     (the binary is a child process) and any line holding one of :data:`BINARY_ERROR_MARKERS`
-    fails the run, as does a non-zero exit code.
+    fails the run, as does a non-zero exit code, and so does a line of its standard output
+    (``results/stdout.txt``) that starts with :data:`BINARY_STDOUT_ERROR_PREFIX`.
 
     Raises
     ------
@@ -312,6 +388,10 @@ def run_standalone_binary(device, directory, run_args: dict | None = None) -> No
         text = captured.read().decode(errors="replace")
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     errors = [line for line in lines if any(m in line.lower() for m in BINARY_ERROR_MARKERS)]
+    stdout = Path(getattr(device, "results_dir", None) or Path(directory) / "results") / "stdout.txt"
+    if stdout.is_file():
+        said = stdout.read_text(errors="replace").splitlines()
+        errors += [line.strip() for line in said if line.strip().startswith(BINARY_STDOUT_ERROR_PREFIX)]
     if errors or failed:
         first = errors[0] if errors else failed
         raise DeviceError(f"device: the standalone binary in {directory} failed: {first}")

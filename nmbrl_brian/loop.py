@@ -532,14 +532,17 @@ class ClosedLoop:
     # ----------------------------------------------------------------------------------
     # Monitors
     def _new(self, monitor, names: list[str]) -> dict[str, np.ndarray]:
-        """Events of ``monitor`` since the last read (standalone monitors restart every run)."""
+        """Events of ``monitor`` since the last read (standalone monitors restart every run), in
+        time and then neuron order: brian2cuda records a step's events in the order its threads
+        claimed them (``atomicAdd`` in ``threshold.cu``), not by neuron as brian2 does."""
         first = 0 if self.standalone else self._read.get(monitor.name, 0)
         data = {"i": np.asarray(monitor.i[:])[first:]}
         for name in names:
             data[name] = np.asarray(getattr(monitor, name)[:])[first:]
         if not self.standalone:
             self._read[monitor.name] = first + len(data["i"])
-        return data
+        order = np.lexsort((data["i"], np.asarray(monitor.t_[:])[first:]))
+        return {name: values[order] for name, values in data.items()}
 
     def _samples(self, monitor, name: str) -> np.ndarray:
         """Samples of ``monitor``'s variable ``name`` since the last read, shape ``(samples, n)``."""

@@ -76,7 +76,8 @@ def test_a_binary_error_on_its_error_stream_fails_the_run(tmp_path, monkeypatch)
     from nmbrl_brian.devices import run_standalone_binary
 
     select_device("cpp_standalone", tmp_path / "build")
-    group = NeuronGroup(3, "v : 1", name="probe")
+    group = NeuronGroup(3, "v : 1\nu : 1", name="probe")
+    group.u = [7.0, 8.0, 9.0]  # initial values the binary loads from static_arrays/
     net = Network(group)
     net.run(1 * ms, namespace={})
     device = get_device()
@@ -91,3 +92,10 @@ def test_a_binary_error_on_its_error_stream_fails_the_run(tmp_path, monkeypatch)
     monkeypatch.setattr(device, "_prepare_variableview_run_arg", missing_file)
     with pytest.raises(DeviceError, match=r"^device: the standalone binary in .* failed: Error reading"):
         run_standalone_binary(device, tmp_path / "build", {group.v: [4.0, 5.0, 6.0]})
+    monkeypatch.undo()
+
+    # errors on the binary's standard output (results/stdout.txt) fail the run too
+    for static in (tmp_path / "build" / "static_arrays").glob("*probe_u*"):
+        static.unlink()
+    with pytest.raises(DeviceError, match=r"failed: Error opening static array"):
+        run_standalone_binary(device, tmp_path / "build", {group.v: [1.0, 2.0, 3.0]})
