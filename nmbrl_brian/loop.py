@@ -315,7 +315,7 @@ class ClosedLoop:
             var = obj.variables[name]
             array = np.broadcast_to(np.asarray(value, dtype=var.dtype), (var.size,)).copy()
             if self.standalone:
-                self._state[self._key(obj, name)] = array
+                self._state[self.state_key(obj, name)] = array
             else:
                 var.set_value(array)
 

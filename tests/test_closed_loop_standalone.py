@@ -67,6 +67,10 @@ def test_rerun_with_run_args_equals_one_long_run_and_runtime(tmp_path):
     assert long.steps == steps and np.array_equal(long.episode_return, returns)
     for name, w in weights(agent, loop).items():
         np.testing.assert_array_equal(chunked[name], w, err_msg=f"{name}: re-run chunks vs one long run")
+    # Kept weights written between runs (keep_best_in_dream) land in the state the next run starts from.
+    obj, var = agent.weight_variables()["w_out"]
+    loop.write({(obj, var): 0.25})
+    np.testing.assert_array_equal(loop.value(obj, var), np.full_like(chunked["w_out"], 0.25))
     # ... and the same 300 periods in runtime mode (cython), up to compiler rounding.
     agent, loop = build_loop("runtime", None, 300)
     runtime = loop.run(300)["cartpole"]
