@@ -72,12 +72,6 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
         **kwargs: Any,
     ):
         self.world_model_config = world_model if world_model is not None else WorldModelConfig()
-        if kwargs.get("environment", "equations") != "equations":
-            raise ConfigError(
-                "environment",
-                "'equations' or 'auto' for the model-based agent (CartPole)",
-                kwargs.get("environment"),
-            )
         self.model_based = model_based
         self.termination = termination_fn_for(kwargs.get("env_id", "CartPole-v1"))
         if self.termination is None:
