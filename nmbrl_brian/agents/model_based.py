@@ -78,6 +78,10 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
             raise ConfigError(
                 "env_id", "an environment with a known termination rule for dreams", kwargs.get("env_id")
             )
+        if self.world_model_config.reward == "given" and self.termination.reward_code() is None:
+            raise ConfigError(
+                "world_model.reward", "'learned' (the task has no known reward rule)", "given"
+            )
         if (
             model_based.model == "perfect"
             and kwargs.get("env_id", "CartPole-v1") not in EQUATION_ENVIRONMENTS
@@ -129,6 +133,10 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
             horizon=mb.horizon,
             # world_model.termination = "learned": the model's termination readout ends dreamed episodes
             termination=None if self.predictor.learns_termination else self.termination,
+            # world_model.reward = "given": the task's reward rule rewards dreamed steps
+            reward=self.termination.reward_code()
+            if self.world_model is not None and self.world_model_config.reward == "given"
+            else None,
             starts_per_run=periods // 2 + 2,
             seed=self.part.seeds[0],
         )
