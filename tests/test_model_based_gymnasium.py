@@ -12,7 +12,7 @@ from brian2 import NeuronGroup, Network, defaultclock, ms
 
 from nmbrl_brian.config import load_config
 from nmbrl_brian.errors import ConfigError
-from nmbrl_brian.training.run import build_agent, run_training
+from nmbrl_brian.training.run import build_agent, resume_training, run_training
 from nmbrl_brian.world_models.termination import AcrobotTermination
 
 CONFIG = Path(__file__).resolve().parents[1] / "nmbrl_brian" / "configs" / "acrobot_mbrl.toml"
@@ -44,6 +44,17 @@ def test_acrobot_cycle_counts_its_real_steps_exactly_and_dreams(tmp_path):
     assert current["dream_steps"].tolist() == [0, 40, 80], "40 dreamed steps per cycle, counted apart"
     assert np.isfinite(current["return_mean"]).all()
     assert (current["return_mean"] <= 0).all(), "Acrobot's returns are -1 per step"
+
+
+def test_acrobot_run_resumed_after_a_cycle_gives_the_same_metrics(tmp_path):
+    """A cycle abandons the gymnasium episode in progress (a fresh episode with the next reset seed);
+    a checkpoint keeps that count, so a resumed run replays the same episodes."""
+    whole = run_training(load_config(CONFIG, [*TINY, "total_env_steps=90"]), out=tmp_path / "whole")
+    first = run_training(load_config(CONFIG, TINY), out=tmp_path / "parts")  # abandoned once
+    resume_training(first, overrides=["total_env_steps=90"])
+    a, b = (pd.read_csv(run / "metrics.csv").drop(columns="wall_s") for run in (whole, first))
+    a, b = (m[m["policy"] == "current"].reset_index(drop=True) for m in (a, b))
+    pd.testing.assert_frame_equal(a, b, obj="metrics of an Acrobot run resumed after its first cycle")
 
 
 def test_auto_environment_is_gymnasium_for_acrobot_and_equations_for_cartpole():
