@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from brian2 import NeuronGroup, Network, defaultclock, ms
 
+from nmbrl_brian.checkpoints import read_checkpoint
 from nmbrl_brian.config import load_config
 from nmbrl_brian.errors import ConfigError
 from nmbrl_brian.training.run import build_agent, resume_training, run_training
@@ -55,6 +56,12 @@ def test_acrobot_run_resumed_after_a_cycle_gives_the_same_metrics(tmp_path):
     a, b = (pd.read_csv(run / "metrics.csv").drop(columns="wall_s") for run in (whole, first))
     a, b = (m[m["policy"] == "current"].reset_index(drop=True) for m in (a, b))
     pd.testing.assert_frame_equal(a, b, obj="metrics of an Acrobot run resumed after its first cycle")
+    data = [read_checkpoint(run / "checkpoint.npz")["agent"]["real_transitions"] for run in (whole, first)]
+    starts = [d["obs"][np.asarray(d["timestep"]) == 0] for d in data]
+    assert len(starts[0]) == 3, "each cycle's real phase starts a fresh episode"
+    assert len({tuple(s) for s in starts[0]}) == 3, "from a new reset seed each"
+    np.testing.assert_array_equal(starts[0], starts[1], "the resumed run's episodes start where the whole run's do")
+    np.testing.assert_array_equal(data[0]["obs"], data[1]["obs"])
 
 
 def test_auto_environment_is_gymnasium_for_acrobot_and_equations_for_cartpole():
