@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from brian2 import NeuronGroup, Network, defaultclock, ms
+from brian2 import Network, NeuronGroup, defaultclock, ms
 
 from nmbrl_brian.checkpoints import read_checkpoint
 from nmbrl_brian.config import load_config
@@ -60,7 +60,9 @@ def test_acrobot_run_resumed_after_a_cycle_gives_the_same_metrics(tmp_path):
     starts = [d["obs"][np.asarray(d["timestep"]) == 0] for d in data]
     assert len(starts[0]) == 3, "each cycle's real phase starts a fresh episode"
     assert len({tuple(s) for s in starts[0]}) == 3, "from a new reset seed each"
-    np.testing.assert_array_equal(starts[0], starts[1], "the resumed run's episodes start where the whole run's do")
+    np.testing.assert_array_equal(
+        starts[0], starts[1], "the resumed run's episodes start where the whole run's do"
+    )
     np.testing.assert_array_equal(data[0]["obs"], data[1]["obs"])
 
 

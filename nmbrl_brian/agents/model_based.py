@@ -79,9 +79,7 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
                 "env_id", "an environment with a known termination rule for dreams", kwargs.get("env_id")
             )
         if self.world_model_config.reward == "given" and self.termination.reward_code() is None:
-            raise ConfigError(
-                "world_model.reward", "'learned' (the task has no known reward rule)", "given"
-            )
+            raise ConfigError("world_model.reward", "'learned' (the task has no known reward rule)", "given")
         if (
             model_based.model == "perfect"
             and kwargs.get("env_id", "CartPole-v1") not in EQUATION_ENVIRONMENTS
