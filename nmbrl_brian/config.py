@@ -75,7 +75,7 @@ class RunConfig:
     environment: str = "auto"
     """How a spiking agent's closed loop runs the environment: ``gymnasium`` (one network operation,
     runtime only), ``equations`` (the environment as Brian2 equations: CartPole) or ``auto``
-    (equations on standalone devices and for the model-based agent, gymnasium otherwise)."""
+    (equations on standalone devices and for the model-based agent on CartPole, gymnasium otherwise)."""
     periods_per_run: int = 2000
     """Environment steps (periods) per Brian2 run of a spiking closed loop: a standalone binary
     simulates exactly this many per execution, runtime runs at most this many."""
@@ -156,8 +156,8 @@ class RunConfig:
         """``"gymnasium"`` or ``"equations"``: the environment part a spiking agent runs with."""
         if self.environment != "auto":
             return self.environment
-        if self.agent.kind == "spiking_model_based":  # its real environment shares the network with the dream
-            return "equations"
+        if self.agent.kind == "spiking_model_based" and self.env_id in EQUATION_ENVIRONMENTS:
+            return "equations"  # CartPole: its real environment and the dream as Brian2 code, any device
         return "gymnasium" if self.device == "runtime" else "equations"
 
     @property

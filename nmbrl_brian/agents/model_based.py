@@ -72,18 +72,14 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
         **kwargs: Any,
     ):
         self.world_model_config = world_model if world_model is not None else WorldModelConfig()
-        if kwargs.get("environment", "equations") != "equations":
-            raise ConfigError(
-                "environment",
-                "'equations' or 'auto' for the model-based agent (CartPole)",
-                kwargs.get("environment"),
-            )
         self.model_based = model_based
         self.termination = termination_fn_for(kwargs.get("env_id", "CartPole-v1"))
         if self.termination is None:
             raise ConfigError(
                 "env_id", "an environment with a known termination rule for dreams", kwargs.get("env_id")
             )
+        if self.world_model_config.reward == "given" and self.termination.reward_code() is None:
+            raise ConfigError("world_model.reward", "'learned' (the task has no known reward rule)", "given")
         if (
             model_based.model == "perfect"
             and kwargs.get("env_id", "CartPole-v1") not in EQUATION_ENVIRONMENTS
@@ -135,6 +131,10 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
             horizon=mb.horizon,
             # world_model.termination = "learned": the model's termination readout ends dreamed episodes
             termination=None if self.predictor.learns_termination else self.termination,
+            # world_model.reward = "given": the task's reward rule rewards dreamed steps
+            reward=self.termination.reward_code()
+            if self.world_model is not None and self.world_model_config.reward == "given"
+            else None,
             starts_per_run=periods // 2 + 2,
             seed=self.part.seeds[0],
         )

@@ -68,6 +68,8 @@ class EnvLoop:
     external: bool = False
     """The environment runs elsewhere (inside a Brian2 network): :meth:`record` counts its
     transitions, :attr:`model` is not stepped and checkpoints hold the counters only."""
+    abandoned: int = 0
+    """Episodes :meth:`abandon_episode` left unfinished; each used up a reset seed."""
 
     def step(self, action: int) -> Transition:
         """Take ``action``; if the episode ends, reset and start the next one."""
@@ -79,16 +81,23 @@ class EnvLoop:
         self.actions.append(int(action))
         self.record(transition.reward, transition.terminated, transition.truncated)
         if terminated or truncated:
-            self.obs, _ = self.model.reset(seed=seeding.episode_reset_seed(self.seed, self.episodes))
+            self.obs, _ = self.model.reset(seed=self._reset_seed())
         else:
             self.obs = np.asarray(next_obs)
         return transition
 
+    def _reset_seed(self) -> int:
+        return seeding.episode_reset_seed(self.seed, self.episodes + self.abandoned)
+
     def abandon_episode(self) -> None:
-        """Forget the episode in progress without counting it (its environment starts a new one
-        by itself: only for an :attr:`external` environment)."""
+        """Forget the episode in progress without counting it. An :attr:`external` environment
+        starts a new one by itself; otherwise the loop resets its model with the next reset seed
+        (an episode not yet begun is kept)."""
         if not self.external:
-            raise ValueError("abandon_episode: only for an environment that runs elsewhere (external)")
+            if self.episode_length == 0:
+                return
+            self.abandoned += 1
+            self.obs, _ = self.model.reset(seed=self._reset_seed())
         self.episode_return, self.episode_length = 0.0, 0
         self.actions.clear()
         self.at_episode_start = True
@@ -129,6 +138,7 @@ class EnvLoop:
             "obs": np.array(self.obs),
             "actions": np.asarray(self.actions, dtype=np.int64),
             "external": self.external,
+            "abandoned": self.abandoned,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -157,8 +167,8 @@ class EnvLoop:
         length, episodes = int(state["episode_length"]), int(state["episodes"])
         if len(actions) != length or int(state["env_steps"]) < length or episodes < 0:
             raise ValueError("loop: inconsistent counters")
-        seed = int(state["seed"])
-        obs, _ = self.model.reset(seed=seeding.episode_reset_seed(seed, episodes))
+        seed, abandoned = int(state["seed"]), int(state.get("abandoned", 0))
+        obs, _ = self.model.reset(seed=seeding.episode_reset_seed(seed, episodes + abandoned))
         episode_return = 0.0
         for action in actions:
             obs, reward, terminated, truncated, _ = self.model.step(action)
@@ -176,6 +186,7 @@ class EnvLoop:
                 "(the environment is not deterministic given its reset seed)"
             )
         self.seed, self.episodes, self.env_steps = seed, episodes, int(state["env_steps"])
+        self.abandoned = abandoned
         self.episode_return, self.episode_length = episode_return, length
         self.actions = actions
         self.obs = np.asarray(obs)

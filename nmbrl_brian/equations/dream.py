@@ -51,10 +51,13 @@ obs = (1 - stepping - resetting)*obs + stepping*obs_next + resetting*{table}(res
 """
 
 
-def dream_env_step(termination: str | None) -> str:
+def dream_env_step(termination: str | None, reward: str | None = None) -> str:
     """Abstract code of a dream's ports after the step: ``termination`` is an ``int(...)`` expression
-    of ``s_0, s_1, ...`` (the task's rule), or None for the learned readout ``failed_next > 0.5``."""
+    of ``s_0, s_1, ...`` (the task's rule), or None for the learned readout ``failed_next > 0.5``;
+    ``reward`` an expression of ``failed`` and ``s_0, s_1, ...`` (the task's reward rule), or None
+    for the model's ``reward_next``."""
     failed = termination if termination is not None else "int(failed_next > 0.5)"
+    reward = f"({reward})" if reward is not None else "reward_next"
     return f"""
 stepping = int(command == 1)
 resetting = int(command == 2)
@@ -62,7 +65,7 @@ holding = 1 - stepping - resetting
 failed = {failed}
 terminated = holding*terminated + stepping*failed
 truncated = holding*truncated + stepping*int(episode_steps + 1 >= horizon)
-reward = holding*reward + stepping*reward_next
+reward = holding*reward + stepping*{reward}
 needs_reset = holding*needs_reset + stepping*int(terminated == 1 or truncated == 1)
 stepped = stepping
 """

@@ -142,6 +142,8 @@ DECODER_LATCH = "y_period = y_sum / wm_error_steps\ny_sum = 0\n"
 
 TERMINATION_MODES = ("auto", "given", "learned")
 """``auto``: use the environment's termination function when there is one, else learn it."""
+REWARD_MODES = ("learned", "given")
+"""``learned``: the reward readout rewards dreamed steps; ``given``: the task's reward rule."""
 
 DEFAULT_WORLD_MODEL_NETWORK = SpikingNetworkConfig(
     neuron_model="LIF",
@@ -213,6 +215,11 @@ class WorldModelConfig:
     termination: str = "auto"
     """``"given"``: use the environment's termination function; ``"learned"``: learn a termination
     readout; ``"auto"``: given when the environment has one, else learned."""
+    reward: str = "learned"
+    """``"learned"``: dreamed steps are rewarded by the model's reward readout; ``"given"``: by the
+    task's reward rule (:meth:`~nmbrl_brian.world_models.termination.CartPoleTermination.reward_code`:
+    CartPole 1 per step, Acrobot -1 per step and 0 on the terminating one, MountainCar -1 per step;
+    an error for a task without one). The reward readout is learned either way."""
     termination_positive_weight: float = 5.0
     """Error weight of terminal transitions relative to others on the termination readout
     (raises recall; terminal steps are rare)."""
@@ -348,6 +355,7 @@ class WorldModelConfig:
             f"an integer in [1, steps_per_env_step = {net.steps_per_env_step}]",
         )
         number("target_scale", strict=True)
+        need(self.reward in REWARD_MODES, "reward", "one of " + ", ".join(repr(m) for m in REWARD_MODES))
         need(
             self.termination in TERMINATION_MODES,
             "termination",

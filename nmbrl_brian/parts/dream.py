@@ -127,6 +127,10 @@ class DreamPart(EnvironmentPart):
     termination : callable, optional
         A termination function with ``brian2_code()`` and ``namespace()``
         (:mod:`nmbrl_brian.world_models.termination`); None: the predictor's learned readout.
+    reward : str, optional
+        The task's reward rule as Brian2 code of ``failed`` and ``s_0, s_1, ...``
+        (:meth:`~nmbrl_brian.world_models.termination.CartPoleTermination.reward_code`);
+        None: the predictor's ``reward_next``.
     n_copies : int
         Copies of the loop.
     starts_per_run : int
@@ -146,6 +150,7 @@ class DreamPart(EnvironmentPart):
         period: Quantity,
         horizon: int,
         termination=None,
+        reward: str | None = None,
         n_copies: int = 1,
         starts_per_run: int = 1000,
         seed: int = 0,
@@ -190,7 +195,7 @@ class DreamPart(EnvironmentPart):
         )
         code = termination.brian2_code() if termination is not None else None
         self.operations["observe"] = self.at_period_start(
-            self.env, dream_eqs.dream_env_step(code), env_eqs.ORDER_OBSERVE, "observe"
+            self.env, dream_eqs.dream_env_step(code, reward), env_eqs.ORDER_OBSERVE, "observe"
         )
         self.objects += predictor.attach(self)
         self.start_states = np.zeros((1, d))

@@ -10,7 +10,10 @@ A termination function maps next observations to terminal flags:
 ``fn(next_obs: (N, D) or (D,)) -> bool array (N,) or bool``. Each one is also Brian2 code
 (:meth:`brian2_code`: an ``int(...)`` expression of the observation components ``s_0,
 s_1, ...`` with its constants in :meth:`namespace`), so a dream environment inside a
-Brian2 network ends episodes by the same rule.
+Brian2 network ends episodes by the same rule. Where the task's reward is a fixed rule too,
+:meth:`reward_code` gives it as Brian2 code of ``failed`` (this step's termination flag, 0 or 1)
+and the observation, for dreams whose reward is given (``world_model.reward = "given"``)
+rather than predicted.
 
 Gymnasium evaluates the condition on its float64 internal state and then rounds the
 observation to float32; a state within float32 rounding of a bound can therefore be
@@ -60,6 +63,9 @@ class _KnownTermination:
     """The condition as an ``int(...)`` Brian2 expression of ``s_0, s_1, ...``."""
     NAMESPACE: ClassVar[tuple[tuple[str, str], ...]]
     """``(Brian2 name, field)`` of each constant of :attr:`BRIAN2_CODE`."""
+    REWARD_CODE: ClassVar[str | None] = None
+    """The task's reward per step as a Brian2 expression of ``failed`` (the step's termination
+    flag, 0 or 1) and ``s_0, s_1, ...``; None: no known rule (the model predicts it)."""
 
     @classmethod
     def from_env(cls, env_id: str | None = None):
@@ -75,6 +81,10 @@ class _KnownTermination:
         """Constants of :meth:`brian2_code`."""
         return {name: getattr(self, field) for name, field in self.NAMESPACE}
 
+    def reward_code(self) -> str | None:
+        """The task's reward rule as Brian2 code (:attr:`REWARD_CODE`), or None if it has none."""
+        return self.REWARD_CODE
+
 
 @dataclass(frozen=True)
 class CartPoleTermination(_KnownTermination):
@@ -87,6 +97,7 @@ class CartPoleTermination(_KnownTermination):
     DEFAULT_ENV = "CartPole-v1"
     ENV_ATTRIBUTES = ("x_threshold", "theta_threshold_radians")
     BRIAN2_CODE = "int(abs(s_0) > x_threshold or abs(s_2) > theta_threshold)"
+    REWARD_CODE = "1.0"  # every step, the terminating one too
     NAMESPACE = (("x_threshold", "x_threshold"), ("theta_threshold", "theta_threshold_radians"))
 
     x_threshold: float
@@ -116,6 +127,7 @@ class AcrobotTermination(_KnownTermination):
 
     DEFAULT_ENV = "Acrobot-v1"
     BRIAN2_CODE = "int(-s_0 - (s_0*s_2 - s_1*s_3) > goal_height)"
+    REWARD_CODE = "failed - 1.0"  # -1 per step, 0 on the terminating step
     NAMESPACE = (("goal_height", "height"),)
 
     height: float = 1.0
@@ -135,6 +147,7 @@ class MountainCarTermination(_KnownTermination):
     DEFAULT_ENV = "MountainCar-v0"
     ENV_ATTRIBUTES = ("goal_position", "goal_velocity")
     BRIAN2_CODE = "int(s_0 >= goal_position and s_1 >= goal_velocity)"
+    REWARD_CODE = "-1.0"  # every step, the terminating one too
     NAMESPACE = (("goal_position", "goal_position"), ("goal_velocity", "goal_velocity"))
 
     goal_position: float

@@ -1,0 +1,147 @@
+"""The model-based agent on a gymnasium task (Acrobot-v1): the real environment is the gymnasium
+part behind the switch (runtime only), dreams end and are rewarded by the task's rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from brian2 import Network, NeuronGroup, defaultclock, ms
+
+from nmbrl_brian.checkpoints import read_checkpoint
+from nmbrl_brian.config import load_config
+from nmbrl_brian.errors import ConfigError
+from nmbrl_brian.training.run import build_agent, resume_training, run_training
+from nmbrl_brian.world_models.termination import AcrobotTermination
+
+CONFIG = Path(__file__).resolve().parents[1] / "nmbrl_brian" / "configs" / "acrobot_mbrl.toml"
+TINY = [
+    "total_env_steps=60",
+    "eval_every=30",
+    "eval_episodes=1",
+    "checkpoint_every=60",
+    "periods_per_run=100",
+    "network.n_recurrent=20",
+    "model_based.dream_steps=40",
+    "model_based.horizon=20",
+    "world_model.network.n_recurrent=20",
+    "world_model.bias_neurons=2",
+    "world_model.min_updates=60",
+]
+
+
+def test_acrobot_cycle_counts_its_real_steps_exactly_and_dreams(tmp_path):
+    config = load_config(CONFIG, TINY)
+    assert config.closed_loop_environment == "gymnasium"
+    run_dir = run_training(config, out=tmp_path)
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    current = metrics[metrics["policy"] == "current"]
+    assert current["env_steps"].tolist() == [0, 30, 60], "one evaluation per cycle of 30 real steps"
+    assert current["real_transitions"].tolist() == current["env_steps"].tolist(), (
+        "every real gymnasium step joins the model's data, once"
+    )
+    assert current["dream_steps"].tolist() == [0, 40, 80], "40 dreamed steps per cycle, counted apart"
+    assert np.isfinite(current["return_mean"]).all()
+    assert (current["return_mean"] <= 0).all(), "Acrobot's returns are -1 per step"
+
+
+def test_acrobot_run_resumed_after_a_cycle_gives_the_same_metrics(tmp_path):
+    """A cycle abandons the gymnasium episode in progress (a fresh episode with the next reset seed);
+    a checkpoint keeps that count, so a resumed run replays the same episodes."""
+    whole = run_training(load_config(CONFIG, [*TINY, "total_env_steps=90"]), out=tmp_path / "whole")
+    first = run_training(load_config(CONFIG, TINY), out=tmp_path / "parts")  # abandoned once
+    resume_training(first, overrides=["total_env_steps=90"])
+    a, b = (pd.read_csv(run / "metrics.csv").drop(columns="wall_s") for run in (whole, first))
+    a, b = (m[m["policy"] == "current"].reset_index(drop=True) for m in (a, b))
+    pd.testing.assert_frame_equal(a, b, obj="metrics of an Acrobot run resumed after its first cycle")
+    data = [read_checkpoint(run / "checkpoint.npz")["agent"]["real_transitions"] for run in (whole, first)]
+    starts = [d["obs"][np.asarray(d["timestep"]) == 0] for d in data]
+    assert len(starts[0]) == 3, "each cycle's real phase starts a fresh episode"
+    assert len({tuple(s) for s in starts[0]}) == 3, "from a new reset seed each"
+    np.testing.assert_array_equal(
+        starts[0], starts[1], "the resumed run's episodes start where the whole run's do"
+    )
+    np.testing.assert_array_equal(data[0]["obs"], data[1]["obs"])
+
+
+def test_auto_environment_is_gymnasium_for_acrobot_and_equations_for_cartpole():
+    acrobot = load_config(CONFIG, [*TINY, "environment=auto"])
+    assert acrobot.closed_loop_environment == "gymnasium"
+    cartpole = load_config(CONFIG.with_name("cartpole_mbrl.toml"))
+    assert cartpole.closed_loop_environment == "equations"
+
+
+def test_model_based_gymnasium_on_standalone_is_a_config_error():
+    with pytest.raises(ConfigError) as error:
+        load_config(CONFIG, [*TINY, "device=cpp_standalone"])
+    assert error.value.field == "environment"
+    assert "\n" not in str(error.value)
+
+
+def test_world_model_reward_must_be_learned_or_given():
+    with pytest.raises(ConfigError) as error:
+        load_config(CONFIG, [*TINY, "world_model.reward=maybe"])
+    assert error.value.field == "world_model.reward"
+
+
+def test_world_model_reward_is_refused_without_a_spiking_world_model():
+    with pytest.raises(ConfigError) as error:
+        load_config(CONFIG, ["model_based.model=linear", "world_model.termination=auto"])
+    assert error.value.field == "world_model.reward"
+
+
+def _dreamed_episodes(reward: str):
+    from nmbrl_brian.devices import select_device
+    from nmbrl_brian.envs import EnvironmentWrapper
+    from nmbrl_brian.world_models import collect_transitions
+
+    select_device("runtime")
+    config = load_config(CONFIG, [*TINY, f"world_model.reward={reward}"])
+    env = EnvironmentWrapper("Acrobot-v1")
+    agent = build_agent(config, env.observation_space, env.action_space)
+    data = collect_transitions(EnvironmentWrapper("Acrobot-v1"), None, 60, seed=1)
+    model = agent.world_model
+    model.prepare(data)
+    # the reward readout predicts far from -1 whatever the state: its bias raised
+    model.weights["b_out"] = np.asarray(model.weights["b_out"], dtype=float).copy()
+    model.weights["b_out"][model.obs_dim] += 5.0
+    agent.dream_for(60, agent.model_values(), start_states=data.obs[:5])
+    episodes = agent.dream.episodes
+    return np.asarray(episodes.episode_return[:]), np.asarray(episodes.episode_steps[:])
+
+
+def test_given_reward_is_the_tasks_rule_in_dreams():
+    """world_model.reward = "given": -1 per dreamed step (Acrobot; 0 on a terminating step) whatever
+    the model's reward readout says; "learned": that readout (here far from -1)."""
+    given, steps = _dreamed_episodes("given")
+    assert len(given) >= 2
+    assert np.all((given == -steps) | (given == -steps + 1)), f"returns {given} for lengths {steps}"
+    learned, steps = _dreamed_episodes("learned")
+    assert len(learned) >= 2 and not np.all((learned == -steps) | (learned == -steps + 1))
+
+
+def test_acrobot_termination_and_reward_code_agree_with_numpy_and_gymnasium():
+    """The Brian2 code of the rules (observation cos t1, sin t1, cos t2, sin t2, w1, w2) against the
+    NumPy rule and gymnasium's own: terminal when -cos t1 - cos(t1 + t2) > 1, reward -1 else 0."""
+    rng = np.random.default_rng(0)
+    n = 2000
+    t1, t2 = rng.uniform(-np.pi, np.pi, n), rng.uniform(-np.pi, np.pi, n)
+    w1, w2 = rng.uniform(-4 * np.pi, 4 * np.pi, n), rng.uniform(-9 * np.pi, 9 * np.pi, n)
+    obs = np.stack([np.cos(t1), np.sin(t1), np.cos(t2), np.sin(t2), w1, w2], axis=1)
+    rule = AcrobotTermination.from_env()
+    expected = -np.cos(t1) - np.cos(t1 + t2) > 1.0  # gymnasium's _terminal on the angles
+    assert 0.1 < expected.mean() < 0.9, "both outcomes are tested"
+    np.testing.assert_array_equal(rule(obs), expected)
+
+    eqs = "".join(f"s_{d} : 1\n" for d in range(6)) + "term : 1\nrew : 1\n"
+    group = NeuronGroup(n, eqs, namespace=rule.namespace(), clock=defaultclock)
+    for d in range(6):
+        setattr(group, f"s_{d}", obs[:, d])
+    group.run_regularly(
+        f"failed = {rule.brian2_code()}\nterm = failed\nrew = {rule.reward_code()}\n", dt=defaultclock.dt
+    )
+    Network(group).run(1 * ms)
+    np.testing.assert_array_equal(np.asarray(group.term[:]).astype(bool), rule(obs))
+    np.testing.assert_array_equal(np.asarray(group.rew[:]), np.where(expected, 0.0, -1.0))
