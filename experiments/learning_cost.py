@@ -11,8 +11,9 @@ updates.
 Agents (seeds ``0..N-1``):
 
 ``model_based``
-    the spiking model-based agent (``cartpole_mbrl.toml``, the ``make run`` config,
-    runtime), 1,500 real steps, evaluated every 100 (as its config says);
+    the spiking model-based agent (``cartpole_mbrl_cheap.toml``, the ``make run`` config,
+    cpp_standalone), 1,500 real steps, evaluated every 100 (as its config says); ``--quick`` runs
+    it in runtime mode (no compile);
 ``spiking``
     the spiking model-free actor-critic (``cartpole_snn.toml``, ``--device``, default
     cpp_standalone), 40,000 real steps;
@@ -68,6 +69,7 @@ from nmbrl_brian.plotting import plot_return_vs_energy, save_figure
 from nmbrl_brian.results import write_csv_atomic
 
 CONFIGS = Path(__file__).resolve().parents[1] / "nmbrl_brian" / "configs"
+MAKE_RUN_CONFIG = CONFIGS / "cartpole_mbrl_cheap.toml"
 EARLY = list(range(100, 2001, 100))
 COLOURS = {"model_based": "tab:red", "spiking": "tab:blue", "dense": "tab:green", "ppo": "tab:grey"}
 THRESHOLD = 475.0
@@ -85,13 +87,15 @@ def plan(quick: bool, device: str | None) -> dict[str, tuple[Path, list[str]]]:
         small = ["eval_episodes=2", "network.n_recurrent=40"]
         return {
             "model_based": (
-                CONFIGS / "cartpole_mbrl.toml",
+                MAKE_RUN_CONFIG,
                 [
                     never_stop,
                     *small,
+                    "device=runtime",
                     "total_env_steps=200",
                     "checkpoint_every=0",
                     "model_based.dream_steps=200",
+                    "model_based.dream_chunk=100",
                     "world_model.network.n_recurrent=40",
                     "world_model.min_updates=300",
                 ],
@@ -115,7 +119,7 @@ def plan(quick: bool, device: str | None) -> dict[str, tuple[Path, list[str]]]:
         }
     model_free = ["eval_every=500", "eval_episodes=20", "checkpoint_every=0"]
     return {
-        "model_based": (CONFIGS / "cartpole_mbrl.toml", [never_stop, "total_env_steps=1500"]),
+        "model_based": (MAKE_RUN_CONFIG, [never_stop, "total_env_steps=1500"]),
         "spiking": (
             CONFIGS / "cartpole_snn.toml",
             [

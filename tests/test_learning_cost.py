@@ -144,7 +144,9 @@ def test_never_stops_at_475_and_budgets():
         assert config.stop_at_return == math.inf, agent
         assert config.total_env_steps == budgets[agent], agent
     assert load_config(*script.plan(False, None)["spiking"]).device == "cpp_standalone"
-    assert load_config(*script.plan(False, None)["model_based"]).device == "runtime"
+    # the make run job as configured (compiled); --quick runs it in runtime mode, without a compile
+    assert load_config(*script.plan(False, None)["model_based"]).device == "cpp_standalone"
+    assert load_config(*script.plan(True, None)["model_based"]).device == "runtime"
 
 
 def test_with_peers_without_stable_baselines3(tmp_path):
