@@ -220,7 +220,13 @@ def unused_fields(config: RunConfig) -> dict[str, str]:
         if mb.model != "spiking":
             unused["model_based.model_patience"] = "no spiking world model is fitted (model_based.model)"
         if mb.dream_chunk == 0:
-            for name in ("dream_eval_episodes", "dream_stop_return", "dream_patience", "keep_best_in_dream"):
+            for name in (
+                "dream_eval_episodes",
+                "dream_stop_return",
+                "dream_patience",
+                "keep_best_in_dream",
+                "dream_eval_first",
+            ):
                 unused[f"model_based.{name}"] = "model_based.dream_chunk is 0 (one dream a cycle, no dreamed evaluation)"
     unused.update({f"encoding.{k}": v for k, v in config.encoding.unused_fields().items()})
     return unused

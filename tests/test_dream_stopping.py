@@ -95,6 +95,42 @@ def test_without_keep_best_the_last_weights_stay(monkeypatch):
         np.testing.assert_array_equal(last[key], seen[-1][key], err_msg=f"{key} changed after the last chunk")
 
 
+def test_evaluating_first_a_policy_already_at_the_stop_value_dreams_no_steps(tmp_path):
+    """Every dreamed episode returns >= 1: evaluated first, no cycle trains in its dreams."""
+    run_dir = run_training(
+        tiny_config("perfect", *CHUNKED, "model_based.dream_stop_return=1", "model_based.dream_eval_first=true"),
+        out=tmp_path,
+    )
+    current = pd.read_csv(run_dir / "metrics.csv").query("policy == 'current'")
+    assert current["dream_steps"].tolist() == [0, 0, 0], "no dreamed learning step"
+    assert current["dreamed_evaluations"].tolist() == [0, 1, 2], "the one evaluation before each cycle's dreams"
+    energy = pd.read_csv(run_dir / "energy.csv")
+    assert not (energy["phase"] == "dream").any() or (energy.query("phase == 'dream'")["count"] == 0).all()
+
+
+def test_evaluating_first_keeps_the_starting_policy_when_dreams_never_beat_it(monkeypatch):
+    """Scripted dreamed returns 9 (the policy the cycle starts from), 5, 3: patience 2 ends the
+    cycle after two chunks, and the agent goes on from the weights it started with."""
+    from nmbrl_brian.envs.env_loop import EnvLoop
+
+    agent = _agent(
+        "model_based.dream_patience=2", "model_based.keep_best_in_dream=true", "model_based.dream_eval_first=true"
+    )
+    scores, seen = iter([9.0, 5.0, 3.0]), []
+
+    def scripted(agent_, model_values, episodes, starts):
+        seen.append(agent_.weights())
+        return next(scores)
+
+    monkeypatch.setattr(phases, "dreamed_evaluation", scripted)
+    phases.MODEL_BASED.train(agent, EnvLoop(EnvironmentWrapper(), seed=0), 50)
+    assert len(seen) == 3 and agent.dream_steps == 300, (len(seen), agent.dream_steps)
+    assert any(not np.array_equal(seen[0][k], seen[-1][k]) for k in seen[0]), "dreaming changed the weights"
+    last = agent.weights()
+    for key in last:
+        np.testing.assert_array_equal(last[key], seen[0][key], err_msg=f"{key} is not the starting policy's")
+
+
 def test_a_dreamed_evaluation_leaves_the_training_state_untouched():
     from nmbrl_brian.envs.env_loop import EnvLoop
 

@@ -60,6 +60,11 @@ class ModelBasedConfig:
     keep_best_in_dream: bool = False
     """At the end of a cycle's dreaming, go on (act on the real environment, and learn) from the
     weights of the cycle's best dreamed evaluation rather than from the last ones."""
+    dream_eval_first: bool = False
+    """Evaluate the policy in the dream before a cycle's first chunk: a policy whose dreamed return
+    already reaches ``dream_stop_return`` is not trained in this cycle's dreams (0 dreamed steps),
+    and its score is the one to beat, so with ``keep_best_in_dream`` a cycle whose dreams never beat
+    the policy it started from goes on from that policy's weights."""
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -68,6 +73,8 @@ class ModelBasedConfig:
             raise ConfigError("model_based.parallel", "true or false", self.parallel)
         if not isinstance(self.keep_best_in_dream, bool):
             raise ConfigError("model_based.keep_best_in_dream", "true or false", self.keep_best_in_dream)
+        if not isinstance(self.dream_eval_first, bool):
+            raise ConfigError("model_based.dream_eval_first", "true or false", self.dream_eval_first)
         for name, minimum in (
             ("dream_steps", 0),
             ("horizon", 1),

@@ -192,7 +192,9 @@ def dream_cycle(
     followed by a dreamed evaluation (:func:`dreamed_evaluation`, from ``eval_starts``: by
     default the first states of the real episodes), and stops early at the first dreamed return
     >= ``dream_stop_return`` or after ``dream_patience`` evaluations without a new best; with
-    ``keep_best_in_dream`` the agent then goes on from the best evaluation's weights.
+    ``keep_best_in_dream`` the agent then goes on from the best evaluation's weights. With
+    ``dream_eval_first`` the policy the cycle starts from is evaluated first: its score is the
+    best to beat, and a policy already at ``dream_stop_return`` dreams no steps.
     ``start_states`` are the training dreams' (default: see :func:`dream`); ``first_values`` go
     in with the first run (e.g. weights to start from). Returns the steps dreamed.
     """
@@ -203,7 +205,16 @@ def dream_cycle(
     if eval_starts is None:
         eval_starts = episode_starts(agent.real_transitions)
     best, best_weights, stale, done, score = -np.inf, None, 0, 0, -np.inf
-    while done < mb.dream_steps:
+
+    def solved() -> bool:
+        return bool(mb.dream_stop_return) and score >= mb.dream_stop_return
+
+    if mb.dream_eval_first:
+        if first_values:  # weights to start from must be in place before they are scored
+            agent.loop.write(first_values)
+        score = best = dreamed_evaluation(agent, model_values, mb.dream_eval_episodes, eval_starts)
+        best_weights = agent.weight_values() if mb.keep_best_in_dream else None
+    while done < mb.dream_steps and not solved():
         steps = min(mb.dream_chunk, mb.dream_steps - done)
         done += dream(agent, steps, first, explore=explore, start_states=start_states)
         first = model_values
@@ -213,9 +224,7 @@ def dream_cycle(
             best_weights = agent.weight_values() if mb.keep_best_in_dream else None
         else:
             stale += 1
-        if (mb.dream_stop_return and score >= mb.dream_stop_return) or (
-            mb.dream_patience and stale >= mb.dream_patience
-        ):
+        if mb.dream_patience and stale >= mb.dream_patience:
             break
     if best_weights is not None and score < best:
         agent.loop.write(best_weights)
