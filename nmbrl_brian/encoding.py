@@ -56,4 +56,5 @@ class PopulationEncoder:
             return obs.copy()
         x = np.clip(obs, self.low, self.high)
         z = (x[:, None] - self.centers) / self.sigma[:, None]
-        return np.exp(-0.5 * z * z).ravel()
+        g = np.exp(-0.5 * z * z).ravel()
+        return np.where(g >= self.config.cutoff, g, 0.0)

@@ -2,9 +2,17 @@
 
 Each observation dimension :math:`o_d` drives :math:`K` input neurons with preferred
 values :math:`\\mu_{d,k}` evenly spaced over ``[low_d, high_d]`` and tuning width
-:math:`\\sigma_d = w\\,(high_d - low_d)/(K - 1)`:
+:math:`\\sigma_d = w\\,(high_d - low_d)/(K - 1)`, and a cut-off :math:`c` below which a neuron
+sends nothing (``cutoff``; 0: every neuron sends its value, however small):
 
-.. math:: x_{d,k} = \\exp\\left(-\\frac{(\\mathrm{clip}(o_d, low_d, high_d) - \\mu_{d,k})^2}{2\\sigma_d^2}\\right)
+.. math::
+
+    g_{d,k} = \\exp\\left(-\\frac{(\\mathrm{clip}(o_d, low_d, high_d) - \\mu_{d,k})^2}{2\\sigma_d^2}\\right),
+    \\qquad x_{d,k} = g_{d,k}\\,[g_{d,k} \\ge c]
+
+An input sends (a synaptic event on each of its synapses) only when :math:`x \\ne 0`, so a cut-off
+of 0.01 keeps about :math:`2 \\cdot 3\\sigma` of each dimension's neurons active (with the default
+width, 3-4 of 10) instead of all of them.
 
 The same code as :class:`nmbrl_brian.encoding.PopulationEncoder` (NumPy), here run once
 per environment period on the agent's input neurons, each of which reads its
@@ -34,10 +42,14 @@ center : 1 (constant)          # preferred value mu
 width : 1 (constant)           # tuning width sigma
 obs_low : 1 (constant)         # the encoded range: values are clipped to [obs_low, obs_high]
 obs_high : 1 (constant)
+cutoff : 1 (shared, constant)  # tuning values below this send nothing
 """
 
 #: Once per period, after the environment step.
-POPULATION_CODE = "x = exp(-0.5*((clip(obs, obs_low, obs_high) - center)/width)**2)"
+POPULATION_CODE = """
+x = exp(-0.5*((clip(obs, obs_low, obs_high) - center)/width)**2)
+x = x*int(x >= cutoff)
+"""
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,10 @@ class EncodingConfig:
     """Population-coding neurons per observation dimension (K >= 2)."""
     width: float = 0.6
     """Tuning width sigma as a fraction of the spacing between preferred values."""
+    cutoff: float = 0.0
+    """Tuning values below this fraction of the peak send nothing (0: every neuron sends, however
+    weakly; 0.01: only the 3-4 neurons nearest the value at the default width, far fewer synaptic
+    events)."""
     obs_low: tuple[float, ...] = CARTPOLE_OBS_LOW
     """Lower end of the encoded range per observation dimension (values are clipped)."""
     obs_high: tuple[float, ...] = CARTPOLE_OBS_HIGH
@@ -66,7 +82,8 @@ class EncodingConfig:
         if self.kind != "raw":
             return {}
         return {
-            name: "encoding.kind is 'raw'" for name in ("neurons_per_dim", "width", "obs_low", "obs_high")
+            name: "encoding.kind is 'raw'"
+            for name in ("neurons_per_dim", "width", "cutoff", "obs_low", "obs_high")
         }
 
     def __post_init__(self) -> None:
@@ -76,6 +93,8 @@ class EncodingConfig:
             raise ConfigError("encoding.neurons_per_dim", "an integer >= 2", self.neurons_per_dim)
         if not self.width > 0:
             raise ConfigError("encoding.width", "a number > 0", self.width)
+        if not 0.0 <= self.cutoff < 1.0:
+            raise ConfigError("encoding.cutoff", "a number in [0, 1)", self.cutoff)
         if len(self.obs_low) != len(self.obs_high):
             raise ConfigError(
                 "encoding.obs_high", f"a list of {len(self.obs_low)} numbers like obs_low", self.obs_high

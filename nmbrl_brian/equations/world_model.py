@@ -288,6 +288,7 @@ class WorldModelConfig:
         for name in ("learning_rate", "readout_learning_rate", "direct_readout"):
             unused[f"network.{name}"] = f"world_model.{name} sets it"
         unused["seed"] = "the world model takes the run's seed"
+        unused["encoding.cutoff"] = "world_model.tuning_cutoff sets the world model's cut-off"
         unused["network.hold_input"] = (
             "the world model's inputs are sent every step (held inputs: agent only)"
         )

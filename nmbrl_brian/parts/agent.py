@@ -185,6 +185,7 @@ class ActorCriticPart(Part):
         e.inputs.width = np.tile(np.repeat(enc.sigma, k), b)
         e.inputs.obs_low = np.tile(np.repeat(enc.low, k), b)
         e.inputs.obs_high = np.tile(np.repeat(enc.high, k), b)
+        e.inputs.cutoff = encoding.cutoff
 
         # Step sizes: eta = 1 for readouts (their step sizes are in err), learning_rate for hidden weights.
         for syn in e.learning_synapses:
