@@ -34,7 +34,7 @@ The MLP makes the same number of Adam steps at every N (150 epochs of 5,000 tran
 Writes under ``--out``: ``seeds/seed_<k>/n_<N>/`` (the tables of each finished seed and
 size, so a re-run of the same command resumes where it stopped; a folder of another
 ``--env`` or ``--set`` is refused), ``metrics.csv`` (tidy: model, policy, metric, dim, k,
-value, n, seed, n_train), ``summary.csv`` (medians over seeds per model, policy, measure
+value, n, seed, n_train; rollouts at k = 10 and 25, 25 only with ``--quick``), ``summary.csv`` (medians over seeds per model, policy, measure
 and N), ``training_log.csv`` (per spiking model and epoch: online NMSE, step sizes, run
 time), ``timing.csv`` (cpp_standalone at the largest N: re-running the compiled binary with
 ``run_args`` vs regenerating and recompiling it for every epoch, seed 0; skipped with
@@ -104,23 +104,14 @@ class Task:
     """Duration of one environment step (axis label)."""
 
 
+_CARTPOLE = (("x", "x_dot", "theta", "theta_dot"), ("m", "m/s", "rad", "rad/s"))
+_ACROBOT = (
+    ("cos_theta1", "sin_theta1", "cos_theta2", "sin_theta2", "theta1_dot", "theta2_dot"),
+    ("1", "1", "1", "1", "rad/s", "rad/s"),
+)
 TASKS = {
-    "CartPole-v1": Task(
-        "cartpole_dense.toml",
-        475.0,
-        200_000,
-        ("x", "x_dot", "theta", "theta_dot"),
-        ("m", "m/s", "rad", "rad/s"),
-        "20 ms",
-    ),
-    "Acrobot-v1": Task(
-        "acrobot_dense.toml",
-        -100.0,
-        100_000,
-        ("cos_theta1", "sin_theta1", "cos_theta2", "sin_theta2", "theta1_dot", "theta2_dot"),
-        ("1", "1", "1", "1", "rad/s", "rad/s"),
-        "200 ms",
-    ),
+    "CartPole-v1": Task("cartpole_dense.toml", 475.0, 200_000, *_CARTPOLE, "20 ms"),
+    "Acrobot-v1": Task("acrobot_dense.toml", -100.0, 100_000, *_ACROBOT, "200 ms"),
 }
 #: The spiking variants: the full model and its two ablations (world-model settings on top of ``--set``).
 SNN_VARIANTS = {
@@ -137,6 +128,7 @@ FULL = {
     "mlp_reference_transitions": 5000,
     "max_segments": 300,
     "rollout_steps": 50,
+    "ks": (10, 25),
     "timing_epochs": 3,
 }
 QUICK = {
@@ -147,6 +139,7 @@ QUICK = {
     "mlp_reference_transitions": 300,
     "max_segments": 20,
     "rollout_steps": 15,
+    "ks": (25,),
     "timing_epochs": 0,
 }
 
@@ -396,7 +389,9 @@ def run_size(
     metrics = []
     names = TASKS[env_id].state_names
     for policy in ("random", "good"):
-        df = evaluate_models(models, data[policy], dim_names=names, max_segments=sizes["max_segments"])
+        df = evaluate_models(
+            models, data[policy], ks=sizes["ks"], dim_names=names, max_segments=sizes["max_segments"]
+        )
         metrics.append(df.assign(policy=policy, seed=seed, n_train=n_train))
     if figures:
         start, actions, real_next = longest_episode(data["random"], sizes["rollout_steps"])

@@ -295,7 +295,7 @@ def run_quality(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_world_model_quality_quick(tmp_path):
     out = tmp_path / "wmq"
-    proc = run_quality("--quick", "--seeds", "1", "--out", str(out))
+    proc = run_quality("--quick", "--seeds", "1", "--out", str(out), timeout=600)
     assert proc.returncode == 0, f"script failed:\n{proc.stderr[-3000:]}"
     last = proc.stdout.strip().splitlines()[-1]
     figures = dict(item.split("=", 1) for item in last.split())
