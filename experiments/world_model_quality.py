@@ -34,9 +34,9 @@ The MLP makes the same number of Adam steps at every N (150 epochs of 5,000 tran
 Writes under ``--out``: ``seeds/seed_<k>/n_<N>/`` (the tables of each finished seed and
 size, so a re-run of the same command resumes where it stopped; a folder of another
 ``--env`` or ``--set`` is refused), ``metrics.csv`` (tidy: model, policy, metric, dim, k,
-value, n, seed, n_train; rollouts at k = 10 and 25, 25 only with ``--quick``), ``summary.csv`` (medians over seeds per model, policy, measure
-and N), ``training_log.csv`` (per spiking model and epoch: online NMSE, step sizes, run
-time), ``timing.csv`` (cpp_standalone at the largest N: re-running the compiled binary with
+value, n, seed, n_train; rollouts at k = 10 and 25, 25 only with ``--quick``),
+``summary.csv`` (medians over seeds per model, policy, measure and N), ``training_log.csv``
+(per spiking model and epoch: online NMSE, step sizes, run time), ``timing.csv`` (cpp_standalone at the largest N: re-running the compiled binary with
 ``run_args`` vs regenerating and recompiling it for every epoch, seed 0; skipped with
 ``--quick`` or ``--skip-timing``), ``config.json`` and the figures.
 The last line printed holds medians over seeds on the random-policy held-out set at the
