@@ -36,9 +36,10 @@ size, so a re-run of the same command resumes where it stopped; a folder of anot
 ``--env`` or ``--set`` is refused), ``metrics.csv`` (tidy: model, policy, metric, dim, k,
 value, n, seed, n_train; rollouts at k = 10 and 25, 25 only with ``--quick``),
 ``summary.csv`` (medians over seeds per model, policy, measure and N), ``training_log.csv``
-(per spiking model and epoch: online NMSE, step sizes, run time), ``timing.csv`` (cpp_standalone at the largest N: re-running the compiled binary with
-``run_args`` vs regenerating and recompiling it for every epoch, seed 0; skipped with
-``--quick`` or ``--skip-timing``), ``config.json`` and the figures.
+(per spiking model and epoch: online NMSE, step sizes, run time), ``timing.csv``
+(cpp_standalone at the largest N: re-running the compiled binary with ``run_args`` vs
+regenerating and recompiling it for every epoch, seed 0; skipped with ``--quick`` or
+``--skip-timing``), ``config.json`` and the figures.
 The last line printed holds medians over seeds on the random-policy held-out set at the
 largest N: ``one_step_nmse`` (full model), ``linear_nmse``, ``mlp_nmse``, ``rollout25_nmse``
 (full model, 25 steps) and ``termination_recall``; then ``nmse_<N>``, the full model's
