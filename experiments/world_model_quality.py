@@ -229,7 +229,7 @@ def longest_episode(data, max_steps: int) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def plot_trajectories(trajectories: dict, *, task: Task = TASKS["CartPole-v1"], axes=None, **kwds):
-    """One panel per state variable of ``task`` vs step: ``{label: states (k+1, D)}``; returns the first Axes."""
+    """One panel per state variable of ``task`` vs step: ``{label: states (k+1, D)}``; returns Axes 0."""
     import matplotlib.pyplot as plt
 
     n_dims = len(task.state_names)
@@ -478,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="world_model.KEY=VALUE",
-        help="world-model setting of every spiking variant, e.g. world_model.network.n_recurrent=400 (repeatable)",
+        help="world-model setting of every spiking variant, e.g. world_model.network.n_recurrent=400",
     )
     parser.add_argument(
         "--transitions",
