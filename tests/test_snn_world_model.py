@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -275,6 +276,10 @@ def test_standalone_rerun_matches_fresh_build(tmp_path, cartpole_data):
     )
 
 
+#: The models world_model_quality.py reports: the full spiking model, its two ablations, the baselines.
+FIVE_MODELS = ("snn", "snn_direct", "snn_spiking", "linear", "mlp")
+
+
 def run_quality(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run experiments/world_model_quality.py with ``args`` from the repository root."""
     return subprocess.run(
@@ -290,12 +295,14 @@ def run_quality(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_world_model_quality_quick(tmp_path):
     out = tmp_path / "wmq"
-    proc = run_quality("--quick", "--seeds", "1", "--out", str(out))
+    proc = run_quality("--quick", "--seeds", "1", "--out", str(out), timeout=600)
     assert proc.returncode == 0, f"script failed:\n{proc.stderr[-3000:]}"
     last = proc.stdout.strip().splitlines()[-1]
     figures = dict(item.split("=", 1) for item in last.split())
     expected = ["one_step_nmse", "linear_nmse", "mlp_nmse", "rollout25_nmse", "termination_recall"]
     expected += ["nmse_100", "nmse_300"]  # the quick default of --transitions
+    expected += ["direct_nmse", "spiking_nmse", "direct_rollout25_nmse", "spiking_rollout25_nmse"]
+    expected += ["linear_rollout25_nmse", "mlp_rollout25_nmse", "rollout25_over_direct"]
     assert list(figures) == expected, f"last line should be {expected} as key=value, got {last!r}"
     assert float(figures["one_step_nmse"]) < 0.5, f"quick SNN one-step NMSE is {figures['one_step_nmse']}"
     assert figures["nmse_300"] == figures["one_step_nmse"], "one_step_nmse is the figure at the largest size"
@@ -309,9 +316,8 @@ def test_world_model_quality_quick(tmp_path):
     assert len(one_step) == 2 and f"{one_step.value.iloc[-1]:.4g}" == figures["nmse_300"], (
         f"summary.csv should hold the headline medians per size:\n{one_step}"
     )
-    assert set(metrics["model"]) == {"snn", "linear", "mlp"}, (
-        f"models in metrics.csv: {set(metrics['model'])}"
-    )
+    assert set(metrics["model"]) == set(FIVE_MODELS), f"models in metrics.csv: {set(metrics['model'])}"
+    assert set(metrics[metrics.metric == "rollout_nmse"]["k"]) >= {25}, "25-step rollouts missing"
     assert set(metrics["policy"]) == {"random", "good"}, f"policies in metrics.csv: {set(metrics['policy'])}"
     for name in ("trajectories.png", "raster.png", "nmse_vs_transitions.png"):
         assert (out / name).stat().st_size > 0, f"{name} missing or empty"
@@ -327,3 +333,54 @@ def test_world_model_quality_quick(tmp_path):
     assert bad.returncode == 2, f"--transitions 100,lots should exit with code 2, got {bad.returncode}"
     assert bad.stderr.strip().splitlines()[-1].startswith("error: --transitions:"), f"stderr: {bad.stderr!r}"
     assert not (tmp_path / "bad" / "seeds").exists(), "a rejected run should not start any seed"
+
+
+@pytest.mark.slow
+def test_world_model_quality_acrobot(tmp_path):
+    out = tmp_path / "wmq"
+    common = ("--env", "Acrobot-v1", "--quick", "--seeds", "1", "--transitions", "100", "--out", str(out))
+    proc = run_quality(*common, "--set", "world_model.network.n_recurrent=60", timeout=600)
+    assert proc.returncode == 0, f"script failed:\n{proc.stderr[-3000:]}"
+    figures = dict(item.split("=", 1) for item in proc.stdout.strip().splitlines()[-1].split())
+    for key in ("one_step_nmse", "direct_nmse", "spiking_nmse", "rollout25_nmse", "direct_rollout25_nmse"):
+        assert key in figures, f"{key} missing from the last line {figures}"
+    config = json.loads((out / "config.json").read_text())
+    assert config["env_id"] == "Acrobot-v1" and config["world_model"]["network"]["n_recurrent"] == 60, (
+        f"--env/--set not applied: {config['env_id']}, {config['world_model']['network']}"
+    )
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert set(metrics["model"]) == set(FIVE_MODELS), f"models in metrics.csv: {set(metrics['model'])}"
+    assert set(metrics["policy"]) == {"random", "good"}, f"policies: {set(metrics['policy'])}"
+    assert {"cos_theta1", "theta2_dot", "mean"} <= set(metrics["dim"]), f"dims: {set(metrics['dim'])}"
+    one_step = metrics[(metrics.metric == "nmse") & (metrics.dim == "mean") & (metrics.policy == "random")]
+    nmse = dict(zip(one_step.model, one_step.value))
+    assert nmse["snn_spiking"] > nmse["snn"], (
+        f"the spiking layer alone should be worse than the full model: {nmse}"
+    )
+    good = json.loads((out / "seeds" / "seed_0" / "good_policy.json").read_text())
+    assert {"env_steps", "greedy_mean", "reached"} <= set(good), f"good_policy.json: {good}"
+    for name in ("trajectories.png", "raster.png", "nmse_vs_transitions.png"):
+        assert (out / name).stat().st_size > 0, f"{name} missing or empty"
+    other = run_quality(*common, timeout=120)  # the same folder without the --set: refused, not reused
+    assert other.returncode == 2 and other.stderr.strip().splitlines()[-1].startswith("error: --out:"), (
+        f"a folder of another --set should be refused:\n{other.stdout[-1000:]}{other.stderr[-1000:]}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (("--env", "Pong-v5"), "--env"),
+        (("--set", "agent.gamma=0.9"), "--set"),
+        (("--set", "world_model.no_such_key=1"), "world_model.no_such_key"),
+        (("--set", "world_model.network.n_recurrent=many"), "world_model.network.n_recurrent"),
+    ],
+)
+def test_world_model_quality_rejects_bad_input(tmp_path, args, field):
+    proc = run_quality(*args, "--out", str(tmp_path / "bad"), timeout=120)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, (
+        f"{args} should exit with code 2, got {proc.returncode}: {proc.stderr[-2000:]}"
+    )
+    assert len(lines) == 1 and lines[0].startswith(f"error: {field}:"), f"stderr: {proc.stderr!r}"
+    assert not (tmp_path / "bad").exists(), "a rejected run should not write anything"
