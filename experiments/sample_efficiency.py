@@ -43,10 +43,13 @@ model fitted to the same real data; it predicts its own reward, dreams end by Ac
 rule). The package has no Acrobot equations, so there is no perfect-model bound here, and
 no ``--with-peers`` (PPO's hyperparameters are CartPole's). Budgets: 5,000 real steps for
 the model-based variants (each stops at its first evaluation >= -100); 100,000 for the
-model-free ones, their configs' own budget, left uncapped (a model-free step costs about
-a millisecond, so a seed stays within minutes; seed 0 of the spiking agent first
-evaluated above -100 near 10,000 steps). ``--quick``: 500 real steps everywhere, one
-evaluation episode, 30-neuron agents and world models, 200 dreamed steps a cycle.
+model-free ones, their configs' own budget, left uncapped: the spiking closed loop runs
+about 1,000 real steps/s at 200 neurons (runtime cython), so a seed with its 115
+evaluations takes minutes, at most about 11 (675,000 steps) if it never solves the task;
+``acrobot_snn.toml`` records seed 0 of the spiking agent at -88 after 10,000 steps, so
+a cap near 40,000 (CartPole's) could cut off slower seeds. ``--quick``: 500 real steps everywhere, one
+evaluation episode, 30-neuron agents and world models, one world-model pass a cycle and
+200 dreamed steps a cycle.
 
 The last line for Acrobot also carries three world-model figures read from a finished
 ``world_model_quality.py --env Acrobot-v1`` output folder given as ``--wm-quality DIR``
@@ -72,6 +75,7 @@ Usage::
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -123,8 +127,14 @@ def variants(quick: bool) -> dict[str, tuple[Path, list[str]]]:
             CONFIGS / "cartpole_mbrl.toml",
             [*mb, "model_based.model=spiking", *quick_wm],
         ),
-        "spiking_in_linear_model": (CONFIGS / "cartpole_mbrl.toml", [*mb, *no_passes, "model_based.model=linear"]),
-        "spiking_in_perfect_model": (CONFIGS / "cartpole_mbrl.toml", [*mb, *no_passes, "model_based.model=perfect"]),
+        "spiking_in_linear_model": (
+            CONFIGS / "cartpole_mbrl.toml",
+            [*mb, *no_passes, "model_based.model=linear"],
+        ),
+        "spiking_in_perfect_model": (
+            CONFIGS / "cartpole_mbrl.toml",
+            [*mb, *no_passes, "model_based.model=perfect"],
+        ),
     }
 
 
@@ -143,7 +153,11 @@ def acrobot_variants(quick: bool) -> dict[str, tuple[Path, list[str]]]:
     if quick:
         mb += [*small_agent, "model_based.dream_steps=200", "checkpoint_every=0"]
         mf += ["checkpoint_every=0"]
-    quick_wm = ["world_model.network.n_recurrent=30", "world_model.min_updates=200"] if quick else []
+    quick_wm = (
+        ["world_model.network.n_recurrent=30", "world_model.min_updates=0", "world_model.epochs=1"]
+        if quick
+        else []
+    )
     direct_only = ["world_model.learning_rate=0", "world_model.readout_learning_rate=0"]
     # acrobot_mbrl.toml sets the spiking world model's termination and reward rules; without a
     # spiking model those fields are unused and must keep their defaults (the linear model
@@ -196,7 +210,9 @@ def wm_quality_figures(folder: str | None, env_id: str) -> dict[str, float]:
     except (OSError, ValueError, pd.errors.ParserError):
         raise ConfigError("--wm-quality", expected, str(folder)) from None
     if not {"model", "metric", "k", "n_train", "value"} <= set(summary.columns):
-        raise ConfigError("--wm-quality", expected + " with columns model, metric, k, n_train, value", str(folder))
+        raise ConfigError(
+            "--wm-quality", expected + " with columns model, metric, k, n_train, value", str(folder)
+        )
     try:
         recorded = json.loads((path / "config.json").read_text()).get("env_id", env_id)
     except (OSError, ValueError, AttributeError):
@@ -239,7 +255,9 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError("--env", "one of " + ", ".join(ENVS), args.env)
         acrobot = args.env == "Acrobot-v1"
         if acrobot and args.with_peers:
-            raise ConfigError("--with-peers", "only with --env CartPole-v1 (PPO's CartPole hyperparameters)", True)
+            raise ConfigError(
+                "--with-peers", "only with --env CartPole-v1 (PPO's CartPole hyperparameters)", True
+            )
         if not acrobot and args.wm_quality is not None:
             raise ConfigError("--wm-quality", "only with --env Acrobot-v1", args.wm_quality)
         wm = wm_quality_figures(args.wm_quality, args.env) if acrobot else {}
@@ -277,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         steps = {name: median_steps(df["steps_to_threshold"]) for name, df in summary.groupby("variant")}
         mb = summary[summary.variant == "spiking_model_based"]
         mbrl, model_free = steps.get("spiking_model_based", NAN), steps.get("spiking_model_free", NAN)
-        ratio = model_free / mbrl if mbrl == mbrl and model_free == model_free and mbrl > 0 else NAN
+        ratio = model_free / mbrl if not math.isnan(mbrl + model_free) and mbrl > 0 else NAN
         solved = f"{int(mb['steps_to_threshold'].notna().sum())}/{len(mb)}"
         if acrobot:
             return {
