@@ -93,6 +93,7 @@ def test_acrobot_schedule_every_250_then_eval_every_1000():
     se = load_script()
     plan = se.acrobot_variants(quick=False)
     assert set(plan) == VARIANTS, "no perfect model on Acrobot"
+    assert se.THRESHOLDS == {"CartPole-v1": 475.0, "Acrobot-v1": -100.0}
     _, mb = plan["spiking_model_based"]
     assert f"eval_schedule=[{','.join(str(p) for p in range(250, 5001, 250))}]" in mb
     assert {"eval_every=1000", "eval_episodes=10", "total_env_steps=5000", "stop_at_return=-100"} <= set(mb)
@@ -100,6 +101,14 @@ def test_acrobot_schedule_every_250_then_eval_every_1000():
     assert {"world_model.learning_rate=0", "world_model.readout_learning_rate=0"} <= set(direct)
     _, mf = plan["spiking_model_free"]
     assert "total_env_steps=100000" in mf and not any(o.startswith("stop_at_return") for o in mf)
+    from nmbrl_brian.config import load_config
+
+    for quick in (False, True):  # every variant's overrides are valid for its config
+        for name, (path, overrides) in se.acrobot_variants(quick).items():
+            config = load_config(path, overrides, seed=0)
+            assert config.env_id == "Acrobot-v1", name
+            if name.startswith("spiking_in") or name == "spiking_model_based":
+                assert config.stop_at_return == -100 and config.model_based.model in ("spiking", "linear")
 
 
 @pytest.mark.slow
@@ -121,7 +130,7 @@ def test_acrobot_quick_end_to_end(tmp_path):
     for variant in ("spiking_model_based", "spiking_in_direct_model", "dense_model_free"):
         rows = metrics[(metrics.variant == variant) & (metrics.policy == "current")]
         assert rows["env_steps"].tolist() == [0, 250, 500], f"{variant}: evaluations every 250 real steps"
-    # steps to the threshold are read at -100, not 475: an evaluation of -100 or more counts
+    # steps to the threshold are read at -100, not 475 (binds only if a quick evaluation reaches -100)
     current = metrics[metrics.policy == "current"]
     for variant, row in summary.set_index("variant").iterrows():
         hit = current[(current.variant == variant) & (current.return_mean >= -100)]["env_steps"]
