@@ -1,6 +1,7 @@
-"""Sample efficiency on CartPole-v1: real environment steps to a greedy mean of 475, model-free vs model-based.
+"""Sample efficiency on CartPole-v1 or Acrobot-v1: real environment steps to a greedy threshold, model-free vs model-based.
 
-Figure: ``sample_efficiency.png``, the evaluation return (20 greedy episodes) against real
+``--env CartPole-v1`` (default): real steps to a greedy mean of 475. Figure:
+``sample_efficiency.png``, the evaluation return (20 greedy episodes) against real
 environment steps (log scale), median and interquartile range over seeds, for:
 
 ``dense_model_free``
@@ -27,21 +28,61 @@ Protocol: evaluations every 100 real steps up to 2,000 and every 500 after; eval
 episodes are never counted as real steps and never feed learning. A model-based seed
 stops at its first evaluation >= 475 (``stop_at_return``; a cycle costs minutes of
 dreaming); its policy no longer changes, so its curve in the figure holds that
-evaluation afterwards, and its final return is that evaluation's. Writes under
-``--out``: ``metrics.csv`` (tidy, all variants and seeds), ``summary.csv`` (per variant and
-seed: steps to 475, best, final and kept-policy returns, wall time),
+evaluation afterwards, and its final return is that evaluation's. Budgets: 40,000 real
+steps model-free, 1,500 model-based.
+
+``--env Acrobot-v1``: real steps to a greedy mean of -100 (10 evaluation episodes,
+evaluated every 250 real steps up to 5,000 and every 1,000 after), for
+``dense_model_free`` (``acrobot_dense.toml``), ``spiking_model_free`` (``acrobot_snn.toml``,
+runtime, gymnasium), ``spiking_model_based`` (``acrobot_mbrl.toml``: the full spiking world
+model, dreams rewarded and ended by Acrobot's rule), ``spiking_in_direct_model`` (the same
+world model with only its direct input -> readout pathway learning:
+``world_model.learning_rate=0`` and ``world_model.readout_learning_rate=0``, as
+``snn_direct`` of ``world_model_quality.py``) and ``spiking_in_linear_model`` (a linear
+model fitted to the same real data; it predicts its own reward, dreams end by Acrobot's
+rule). The package has no Acrobot equations, so there is no perfect-model bound here, and
+no ``--with-peers`` (PPO's hyperparameters are CartPole's). Budgets: 5,000 real steps for
+the model-based variants (each stops at its first evaluation >= -100); 100,000 for the
+model-free ones, their configs' own budget, left uncapped: the spiking closed loop runs
+about 1,000 real steps/s at 200 neurons (runtime cython), so a seed with its 115
+evaluations takes minutes, at most about 11 (675,000 steps) if it never solves the task;
+``acrobot_snn.toml`` records seed 0 of the spiking agent at -88 after 10,000 steps, so
+a cap near 40,000 (CartPole's) could cut off slower seeds. ``--quick``: 500 real steps everywhere, one
+evaluation episode, 30-neuron agents and world models, one world-model pass a cycle and
+200 dreamed steps a cycle.
+
+The last line for Acrobot also carries three world-model figures read from a finished
+``world_model_quality.py --env Acrobot-v1`` output folder given as ``--wm-quality DIR``
+(its ``summary.csv``; medians over seeds on the random-policy held-out set):
+``acrobot_wm_rollout25_nmse_spiking`` and ``acrobot_wm_rollout25_nmse_direct``, the 25-step
+open-loop rollout NMSE of the full spiking world model (``snn``) and of its direct pathway
+alone (``snn_direct``) at the largest training size in that table, and
+``acrobot_wm_nmse_1000``, the full model's one-step NMSE after 1,000 transitions. Without
+``--wm-quality``, or when the table lacks a figure, that figure is ``nan``. A folder
+without ``summary.csv``, or made for another environment (its ``config.json``), exits 2.
+
+Writes under ``--out``: ``metrics.csv`` (tidy, all variants and seeds), ``summary.csv`` (per
+variant and seed: steps to the threshold, best, final and kept-policy returns, wall time),
 ``sample_efficiency.png`` and ``runs/``. Re-running resumes unfinished seeds.
 
 Usage::
 
     python experiments/sample_efficiency.py --seeds 5 --out results/sample_efficiency
+    python experiments/sample_efficiency.py --env Acrobot-v1 --seeds 5 \\
+        --wm-quality results/wm_quality_acrobot --out results/sample_efficiency_acrobot
 """
 
 from __future__ import annotations
 
+import json
+import math
 import sys
 from pathlib import Path
 
+import pandas as pd
+
+from nmbrl_brian.config import load_config
+from nmbrl_brian.errors import ConfigError
 from nmbrl_brian.experiment_tools import (
     check_common_args,
     experiment_parser,
@@ -55,16 +96,21 @@ from nmbrl_brian.results import write_csv_atomic
 
 CONFIGS = Path(__file__).resolve().parents[1] / "nmbrl_brian" / "configs"
 EARLY = list(range(100, 2001, 100))
+ACROBOT_EARLY = list(range(250, 5001, 250))
+ENVS = ("CartPole-v1", "Acrobot-v1")
+THRESHOLDS = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0}
+NAN = float("nan")
 
 
-def schedule(total: int) -> str:
-    """The evaluation points: every 100 steps up to 2,000, then every 500, up to ``total``."""
-    points = [p for p in EARLY if p <= total]
+def schedule(total: int, early: list[int] = EARLY) -> str:
+    """The explicit evaluation points up to ``total``: ``early`` (by default every 100 steps up
+    to 2,000); after them the runs evaluate every ``eval_every`` steps."""
+    points = [p for p in early if p <= total]
     return "eval_schedule=[" + ",".join(map(str, points)) + "]"
 
 
 def variants(quick: bool) -> dict[str, tuple[Path, list[str]]]:
-    """Config file and overrides of every variant."""
+    """Config file and overrides of every CartPole-v1 variant."""
     model_free_steps, model_based_steps = (300, 200) if quick else (40_000, 1_500)
     common = ["eval_every=500", "eval_episodes=2" if quick else "eval_episodes=20", "checkpoint_every=0"]
     mf = [*common, f"total_env_steps={model_free_steps}", schedule(model_free_steps)]
@@ -81,28 +127,150 @@ def variants(quick: bool) -> dict[str, tuple[Path, list[str]]]:
             CONFIGS / "cartpole_mbrl.toml",
             [*mb, "model_based.model=spiking", *quick_wm],
         ),
-        "spiking_in_linear_model": (CONFIGS / "cartpole_mbrl.toml", [*mb, *no_passes, "model_based.model=linear"]),
-        "spiking_in_perfect_model": (CONFIGS / "cartpole_mbrl.toml", [*mb, *no_passes, "model_based.model=perfect"]),
+        "spiking_in_linear_model": (
+            CONFIGS / "cartpole_mbrl.toml",
+            [*mb, *no_passes, "model_based.model=linear"],
+        ),
+        "spiking_in_perfect_model": (
+            CONFIGS / "cartpole_mbrl.toml",
+            [*mb, *no_passes, "model_based.model=perfect"],
+        ),
+    }
+
+
+def acrobot_variants(quick: bool) -> dict[str, tuple[Path, list[str]]]:
+    """Config file and overrides of every Acrobot-v1 variant (no perfect model: no Acrobot equations)."""
+    model_free_steps, model_based_steps = (500, 500) if quick else (100_000, 5_000)
+    common = ["eval_every=1000", "eval_episodes=1" if quick else "eval_episodes=10"]
+    mf = [*common, f"total_env_steps={model_free_steps}", schedule(model_free_steps, ACROBOT_EARLY)]
+    mb = [
+        *common,
+        f"total_env_steps={model_based_steps}",
+        schedule(model_based_steps, ACROBOT_EARLY),
+        "stop_at_return=-100",
+    ]
+    small_agent = ["network.n_recurrent=30"] if quick else []
+    if quick:
+        mb += [*small_agent, "model_based.dream_steps=200", "checkpoint_every=0"]
+        mf += ["checkpoint_every=0"]
+    quick_wm = (
+        ["world_model.network.n_recurrent=30", "world_model.min_updates=0", "world_model.epochs=1"]
+        if quick
+        else []
+    )
+    direct_only = ["world_model.learning_rate=0", "world_model.readout_learning_rate=0"]
+    # acrobot_mbrl.toml sets the spiking world model's termination and reward rules; without a
+    # spiking model those fields are unused and must keep their defaults (the linear model
+    # predicts its reward; its dreams still end by Acrobot's rule).
+    linear = ["model_based.model=linear", "world_model.termination=auto", "world_model.reward=learned"]
+    return {
+        "dense_model_free": (CONFIGS / "acrobot_dense.toml", mf),
+        "spiking_model_free": (CONFIGS / "acrobot_snn.toml", [*mf, *small_agent]),
+        "spiking_model_based": (CONFIGS / "acrobot_mbrl.toml", [*mb, "model_based.model=spiking", *quick_wm]),
+        "spiking_in_direct_model": (
+            CONFIGS / "acrobot_mbrl.toml",
+            [*mb, "model_based.model=spiking", *direct_only, *quick_wm],
+        ),
+        "spiking_in_linear_model": (CONFIGS / "acrobot_mbrl.toml", [*mb, *linear]),
+    }
+
+
+def wm_quality_figures(folder: str | None, env_id: str) -> dict[str, float]:
+    """The world-model figures of the Acrobot headline, read from a ``world_model_quality.py`` folder.
+
+    Parameters
+    ----------
+    folder : str, optional
+        A finished ``experiments/world_model_quality.py --env Acrobot-v1`` output folder; None:
+        every figure is NaN.
+    env_id : str
+        The environment of this experiment; a folder whose ``config.json`` names another exits 2.
+
+    Returns
+    -------
+    dict of str to float
+        ``acrobot_wm_rollout25_nmse_spiking``, ``acrobot_wm_rollout25_nmse_direct`` (25-step
+        rollout NMSE of ``snn`` and ``snn_direct`` at the largest training size) and
+        ``acrobot_wm_nmse_1000`` (one-step NMSE of ``snn`` at 1,000 transitions), medians over
+        seeds on the random-policy held-out set; NaN where the table lacks the row.
+
+    Raises
+    ------
+    ConfigError
+        The folder has no readable ``summary.csv`` with the columns model, metric, k, n_train
+        and value, or was made for another environment.
+    """
+    keys = ("acrobot_wm_rollout25_nmse_spiking", "acrobot_wm_rollout25_nmse_direct", "acrobot_wm_nmse_1000")
+    if folder is None:
+        return dict.fromkeys(keys, NAN)
+    expected = "a finished world_model_quality.py --env Acrobot-v1 folder (with summary.csv)"
+    path = Path(folder)
+    try:
+        summary = pd.read_csv(path / "summary.csv")
+    except (OSError, ValueError, pd.errors.ParserError):
+        raise ConfigError("--wm-quality", expected, str(folder)) from None
+    if not {"model", "metric", "k", "n_train", "value"} <= set(summary.columns):
+        raise ConfigError(
+            "--wm-quality", expected + " with columns model, metric, k, n_train, value", str(folder)
+        )
+    try:
+        recorded = json.loads((path / "config.json").read_text()).get("env_id", env_id)
+    except (OSError, ValueError, AttributeError):
+        recorded = env_id  # an older folder without config.json: trust the user
+    if recorded != env_id:
+        raise ConfigError("--wm-quality", f"a folder made for {env_id}", f"{folder} (made for {recorded})")
+    if "policy" in summary:
+        summary = summary[summary["policy"] == "random"]
+    if "dim" in summary:
+        summary = summary[summary["dim"] == "mean"]
+
+    def figure(model: str, metric: str, k: int, n_train: int | None = None) -> float:
+        sel = summary[(summary["model"] == model) & (summary["metric"] == metric) & (summary["k"] == k)]
+        sel = sel[sel["n_train"] == (sel["n_train"].max() if n_train is None else n_train)]
+        return float(sel["value"].median()) if len(sel) else NAN
+
+    return {
+        keys[0]: figure("snn", "rollout_nmse", 25),
+        keys[1]: figure("snn_direct", "rollout_nmse", 25),
+        keys[2]: figure("snn", "nmse", 1, 1000),
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = experiment_parser(__doc__.splitlines()[0])
+    parser.add_argument("--env", default="CartPole-v1", help="CartPole-v1 (default) or Acrobot-v1")
     parser.add_argument("--with-peers", action="store_true", help="also run PPO (needs the 'peers' extra)")
     parser.add_argument("--only", default="", help="comma-separated variants to run (default: all)")
+    parser.add_argument(
+        "--wm-quality",
+        default=None,
+        help="Acrobot-v1 only: a finished world_model_quality.py --env Acrobot-v1 folder, for the "
+        "headline's world-model figures (default: nan)",
+    )
     args = parser.parse_args(argv)
 
     def body():
         check_common_args(args)
+        if args.env not in ENVS:
+            raise ConfigError("--env", "one of " + ", ".join(ENVS), args.env)
+        acrobot = args.env == "Acrobot-v1"
+        if acrobot and args.with_peers:
+            raise ConfigError(
+                "--with-peers", "only with --env CartPole-v1 (PPO's CartPole hyperparameters)", True
+            )
+        if not acrobot and args.wm_quality is not None:
+            raise ConfigError("--wm-quality", "only with --env Acrobot-v1", args.wm_quality)
+        wm = wm_quality_figures(args.wm_quality, args.env) if acrobot else {}
+        threshold = THRESHOLDS[args.env]
         out = Path(args.out)
-        plan = variants(args.quick)
+        plan = acrobot_variants(args.quick) if acrobot else variants(args.quick)
         if args.only:
             unknown = set(args.only.split(",")) - set(plan)
             if unknown:
-                from nmbrl_brian.errors import ConfigError
-
                 raise ConfigError("--only", "variants among " + ", ".join(plan), ",".join(sorted(unknown)))
             plan = {k: v for k, v in plan.items() if k in args.only.split(",")}
+        for path, overrides in plan.values():  # every variant's config is valid before any runs
+            load_config(path, overrides, seed=0)
         metrics = {
             name: run_seeds(path, args.seeds, out / name, overrides, workers=args.workers)
             for name, (path, overrides) in plan.items()
@@ -114,27 +282,34 @@ def main(argv: list[str] | None = None) -> int:
             metrics["ppo"] = run_ppo_seeds(
                 args.seeds, out / "ppo", total_steps=total, points=EARLY, episodes=2 if args.quick else 20
             )
-        table, summary = tidy_tables(metrics, "variant")
+        table, summary = tidy_tables(metrics, "variant", threshold)
         write_csv_atomic(table, out / "metrics.csv")
         write_csv_atomic(summary, out / "summary.csv")
         ax = None
         for name, df in metrics.items():
-            ax = plot_return_quantiles(df, axes=ax, label=name, threshold=475.0)
+            ax = plot_return_quantiles(df, axes=ax, label=name, threshold=threshold)
         ax.set_xscale("log")
+        if acrobot:
+            ax.set_title("Acrobot-v1")
         save_figure(ax, out / "sample_efficiency.png")
         steps = {name: median_steps(df["steps_to_threshold"]) for name, df in summary.groupby("variant")}
         mb = summary[summary.variant == "spiking_model_based"]
-        mbrl, model_free = (
-            steps.get("spiking_model_based", float("nan")),
-            steps.get("spiking_model_free", float("nan")),
-        )
+        mbrl, model_free = steps.get("spiking_model_based", NAN), steps.get("spiking_model_free", NAN)
+        ratio = model_free / mbrl if not math.isnan(mbrl + model_free) and mbrl > 0 else NAN
+        solved = f"{int(mb['steps_to_threshold'].notna().sum())}/{len(mb)}"
+        if acrobot:
+            return {
+                "acrobot_mbrl_steps_to_minus100_median": mbrl,
+                "acrobot_model_free_steps_median": model_free,
+                "ratio": ratio,
+                "seeds_solved": solved,
+                **wm,
+            }
         return {
             "mbrl_steps_to_475_median": mbrl,
             "model_free_steps_to_475_median": model_free,
-            "ratio": model_free / mbrl
-            if mbrl == mbrl and model_free == model_free and mbrl > 0
-            else float("nan"),
-            "seeds_solved": f"{int(mb['steps_to_threshold'].notna().sum())}/{len(mb)}",
+            "ratio": ratio,
+            "seeds_solved": solved,
         }
 
     return run_main(body)
