@@ -71,7 +71,7 @@ import numpy as np
 import pandas as pd
 
 from nmbrl_brian import seeding
-from nmbrl_brian.config import _parse_override, from_dict, load_config, set_nested
+from nmbrl_brian.config import parse_override, from_dict, load_config, set_nested
 from nmbrl_brian.devices import reset_device, select_device
 from nmbrl_brian.envs import EnvironmentWrapper
 from nmbrl_brian.envs.env_loop import EnvLoop
@@ -346,7 +346,7 @@ def snn_config(
     config = WorldModelConfig(termination="learned", seed=seed, periods_per_run=n_train, **epochs)
     data: dict = {}
     for item in overrides:
-        keys, value = _parse_override(item)
+        keys, value = parse_override(item)
         if keys[0] != "world_model" or len(keys) < 2:
             raise ConfigError(
                 "--set", "world_model.KEY=VALUE, e.g. world_model.network.n_recurrent=400", item

@@ -337,7 +337,7 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "", base: Any = Non
     return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
 
 
-def _parse_override(item: str) -> tuple[list[str], Any]:
+def parse_override(item: str) -> tuple[list[str], Any]:
     """Split ``a.b=value``; the value is read as a TOML value, else as a bare string."""
     if "=" not in item:
         raise ConfigError("--set", "key=value with a dotted key, e.g. agent.gamma=0.98", item)
@@ -403,7 +403,7 @@ def load_config(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError("--config", "a valid TOML file", str(path), note=str(exc)) from exc
     for item in overrides:
-        keys, value = _parse_override(item)
+        keys, value = parse_override(item)
         set_nested(data, keys, value)
     for key, value in top_level.items():
         if value is not None:
@@ -442,7 +442,7 @@ def apply_resume_overrides(config: RunConfig, overrides: list[str] | tuple[str, 
     """
     data = config.to_dict()
     for item in overrides:
-        keys, value = _parse_override(item)
+        keys, value = parse_override(item)
         if ".".join(keys) not in RESUME_OVERRIDES:
             raise ConfigError(
                 f"--set {'.'.join(keys)}",
