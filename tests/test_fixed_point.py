@@ -3,6 +3,8 @@ the weight quantiser and stochastic rounding (range, saturation, unbiasedness, s
 
 from __future__ import annotations
 
+import dataclasses
+
 import brian2
 import numpy as np
 import pytest
@@ -59,7 +61,9 @@ def run_fixed_network(
     )
     rec.bias = bias
     rec.run_regularly(fp.fixed_lif_update(reset), when="after_synapses", name="fx_rec_step")
-    syn_in = Synapses(inputs, rec, fp.FIXED_SYNAPSE_EQUATIONS, on_pre=fp.FIXED_ON_PRE_GRADED, name="fx_syn_in")
+    syn_in = Synapses(
+        inputs, rec, fp.FIXED_SYNAPSE_EQUATIONS, on_pre=fp.FIXED_ON_PRE_GRADED, name="fx_syn_in"
+    )
     syn_in.connect(p=0.6)
     syn_in.m = rng.integers(-60, 128, size=len(syn_in))
     syn_in.w_unit = fp.weight_unit(e_in)
@@ -76,9 +80,16 @@ def run_fixed_network(
     w_rec = np.zeros((N_REC, N_REC), np.int64)
     w_rec[np.asarray(syn_rec.j), np.asarray(syn_rec.i)] = np.asarray(syn_rec.m).astype(np.int64)
     neurons = LoihiLIF(
-        N_REC, du, dv, theta, bias, state_bits=state_bits, decay_bits=decay_bits, reset=reset,
+        N_REC,
+        du,
+        dv,
+        theta,
+        bias,
+        state_bits=state_bits,
+        decay_bits=decay_bits,
+        reset=reset,
         refractory_steps=refractory_steps,
-    )  # fmt: skip
+    )
     ref = LoihiNetwork(neurons, w_in, e_in, w_rec, e_rec)
     want = {"u": [], "v": [], "r": [], "s": []}
     for k in range(STEPS):
@@ -103,13 +114,18 @@ def run_fixed_network(
     }
 
 
+def case(reset: str, state_bits: int, threshold_log2: int, e_in: int, e_rec: int, refractory_steps: int):
+    """Keyword arguments of :func:`run_fixed_network`."""
+    return locals()
+
+
 CASES = {
     # Loihi's widths: 24-bit state, threshold 2**16 (vth mantissa 1024 << 6)
-    "loihi_subtract": dict(reset="subtract", state_bits=24, threshold_log2=16, e_in=2, e_rec=1, refractory_steps=2),
-    "loihi_zero": dict(reset="zero", state_bits=24, threshold_log2=16, e_in=2, e_rec=1, refractory_steps=0),
+    "loihi_subtract": case("subtract", 24, 16, e_in=2, e_rec=1, refractory_steps=2),
+    "loihi_zero": case("zero", 24, 16, e_in=2, e_rec=1, refractory_steps=0),
     # a 12-bit state that overflows: the current wraps and the voltage saturates
-    "narrow_overflow": dict(reset="subtract", state_bits=12, threshold_log2=9, e_in=-2, e_rec=-3, refractory_steps=1),
-}  # fmt: skip
+    "narrow_overflow": case("subtract", 12, 9, e_in=-2, e_rec=-3, refractory_steps=1),
+}
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -118,7 +134,9 @@ def test_brian2_fixed_point_lif_equals_integer_loihi_reference(target, case):
     result = run_fixed_network(target, seed=7, **CASES[case])
     got, want, ref = result["got"], result["want"], result["ref"]
     n_spikes = int(want["s"].sum())
-    assert 0.01 * STEPS * N_REC < n_spikes < 0.5 * STEPS * N_REC, f"the test network should spike, got {n_spikes}"
+    assert 0.01 * STEPS * N_REC < n_spikes < 0.5 * STEPS * N_REC, (
+        f"the test network should spike, got {n_spikes}"
+    )
     if case == "narrow_overflow":
         assert ref.wraps > 0 and ref.clips > 0, (ref.wraps, ref.clips)
     for key in ("s", "u", "v", "r"):
@@ -234,3 +252,18 @@ def test_numerics_fields_are_validated_and_unused_with_float():
         SpikingNetworkConfig(numerics="fixed", weight_bits=1)
     with pytest.raises(ConfigError, match="network.threshold_log2"):
         SpikingNetworkConfig(numerics="fixed", state_bits=16, threshold_log2=15)
+
+
+def test_runs_and_the_builder_refuse_fixed_numerics_until_it_is_wired():
+    from nmbrl_brian.config import RunConfig
+    from nmbrl_brian.equations.world_model import WorldModelConfig
+    from nmbrl_brian.snn.eprop_network import build_eprop_network
+
+    fixed = SpikingNetworkConfig(numerics="fixed", n_recurrent=4)
+    with pytest.raises(ConfigError, match=r"^network\.numerics: .*not yet wired"):
+        RunConfig(network=fixed)
+    with pytest.raises(ConfigError, match=r"^world_model\.network\.numerics: .*not yet wired"):
+        wm = WorldModelConfig()
+        RunConfig(world_model=dataclasses.replace(wm, network=dataclasses.replace(wm.network, numerics="fixed")))
+    with pytest.raises(ConfigError, match=r"^network\.numerics: .*not yet wired"):
+        build_eprop_network(2, 1, fixed, name_prefix="fx_refused")

@@ -33,6 +33,8 @@ from nmbrl_brian.energy import OperationCounts
 from nmbrl_brian.equations import eprop_neurons as neq
 from nmbrl_brian.equations import eprop_synapses as seq
 from nmbrl_brian.equations.eprop_neurons import SpikingNetworkConfig
+from nmbrl_brian.equations.fixed_point import FIXED_NOT_WIRED
+from nmbrl_brian.errors import ConfigError
 from nmbrl_brian.snn.counting import activity_marks, counts_between  # noqa: F401 - re-exported
 
 #: Keys of ``extra_equations``: the groups of the network.
@@ -342,6 +344,8 @@ def build_eprop_network(
         raise ValueError(f"n_inputs, n_outputs: expected >= 1, got {n_inputs}, {n_outputs}")
     if not seeds:
         raise ValueError("seed: expected an integer or a non-empty sequence of integers")
+    if config.numerics != "float":
+        raise ConfigError("network.numerics", "'float'", config.numerics, note=FIXED_NOT_WIRED)
     unknown = set(extras) - set(EXTRA_EQUATION_KEYS)
     if unknown:
         raise ValueError(
