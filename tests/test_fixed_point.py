@@ -264,6 +264,8 @@ def test_runs_and_the_builder_refuse_fixed_numerics_until_it_is_wired():
         RunConfig(network=fixed)
     with pytest.raises(ConfigError, match=r"^world_model\.network\.numerics: .*not yet wired"):
         wm = WorldModelConfig()
-        RunConfig(world_model=dataclasses.replace(wm, network=dataclasses.replace(wm.network, numerics="fixed")))
+        RunConfig(
+            world_model=dataclasses.replace(wm, network=dataclasses.replace(wm.network, numerics="fixed"))
+        )
     with pytest.raises(ConfigError, match=r"^network\.numerics: .*not yet wired"):
         build_eprop_network(2, 1, fixed, name_prefix="fx_refused")
