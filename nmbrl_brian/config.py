@@ -39,7 +39,6 @@ from nmbrl_brian.agents.dense_actor_critic import DenseNetworkConfig
 from nmbrl_brian.devices import DEVICES
 from nmbrl_brian.equations.actor_critic import AgentConfig
 from nmbrl_brian.equations.eprop_neurons import SpikingNetworkConfig
-from nmbrl_brian.equations.fixed_point import FIXED_NOT_WIRED
 from nmbrl_brian.equations.population_code import EncodingConfig
 from nmbrl_brian.equations.world_model import WorldModelConfig
 from nmbrl_brian.errors import ConfigError
@@ -149,9 +148,6 @@ class RunConfig:
             from nmbrl_brian.energy import load_profiles
 
             load_profiles(self.energy_profiles)  # one-line ConfigError on a missing or malformed file
-        for section, net in (("network", self.network), ("world_model.network", self.world_model.network)):
-            if net.numerics != "float":
-                raise ConfigError(f"{section}.numerics", "'float' in a run", net.numerics, note=FIXED_NOT_WIRED)
 
         check_unused(self)
 

@@ -101,7 +101,7 @@ def decay_code(x: str, d: str) -> str:
     return f"sign({x})*floor(abs({x})*(decay_unity - {d})/decay_unity)"
 
 
-def fixed_lif_update(reset: str = "subtract") -> str:
+def fixed_lif_update(reset: str = "subtract", held: bool = False) -> str:
     """Abstract code of one integer LIF step (``after_synapses``); ``reset`` is ``"subtract"`` or ``"zero"``.
 
     Float twin: ``v = alpha*v + I_syn - v_th*z`` (:func:`~nmbrl_brian.equations.eprop_neurons.recurrent_update`).
@@ -111,6 +111,8 @@ def fixed_lif_update(reset: str = "subtract") -> str:
         u = wrap(dec(u, du) + I_syn)                          # wrap: -2M if u > M, +2M if u <= -M
         v = clip(dec(v, dv) + u + bias - theta*z, 1-M, M-1)   # subtract
         v = clip(dec(v, dv)*(1 - z) + u + bias, 1-M, M-1)     # zero (Loihi 1)
+
+    With ``held`` the held drive ``I_in`` (``hold_input``) is added to the input like ``I_syn``.
     """
     if reset not in RESETS:
         raise ValueError(f"reset: expected one of {', '.join(RESETS)}, got {reset!r}")
@@ -122,7 +124,7 @@ def fixed_lif_update(reset: str = "subtract") -> str:
     )
     return f"""
 z = int(v > theta and ref_left <= 0)
-u = {decay_code("u", "du")} + I_syn
+u = {decay_code("u", "du")} + I_syn{" + I_in" if held else ""}
 u = u - 2*uv_max*int(u > uv_max) + 2*uv_max*int(u <= -uv_max)
 I_syn = 0
 {v_line}
@@ -238,12 +240,6 @@ def weight_unit(exponent: int) -> float:
     return float(2 ** (exponent + ACT_SHIFT))
 
 
-#: Why runs refuse ``numerics = "fixed"`` for now (ConfigError note of the config and the builder).
-FIXED_NOT_WIRED = (
-    "fixed-point numerics is built and tested in nmbrl_brian.equations.fixed_point but not yet wired "
-    "into the e-prop network builder, the agent or the world model"
-)
-
 #: The fixed-point fields of SpikingNetworkConfig (unused with numerics = "float").
 FIXED_FIELDS = ("weight_bits", "decay_bits", "state_bits", "threshold_log2", "trace_bits")
 
@@ -262,3 +258,98 @@ def check_fixed_fields(config, need) -> None:
     int_in("state_bits", 8, 32)
     int_in("trace_bits", 4, 24)
     int_in("threshold_log2", ACT_SHIFT, config.state_bits - 2)
+    need(
+        config.numerics == "float" or config.neuron_model == "LIF",
+        "neuron_model",
+        "'LIF' with numerics = 'fixed' (the adaptive threshold has no fixed-point form yet)",
+    )
+
+
+# --------------------------------------------------------------------------------------
+# The e-prop network in fixed-point numerics (network.numerics = "fixed")
+# --------------------------------------------------------------------------------------
+#
+# What is integer: the recurrent LIF layer (u, v in state units, the step above with du = D,
+# subtractive reset, no bias) and the weights of the input and recurrent synapse groups (each
+# group on its grid m * w_step, m a signed weight_bits-bit mantissa, w_step a power of two in state
+# units; every increment stochastically rounded). What stays float: the readouts, the traces
+# (zbar, zbar_out, ebar, grad), psi and the learning signals, and graded input currents (the
+# product w*s is rounded to a whole state unit as it reaches the neuron).
+
+#: Standard deviations of a group's initial weight distribution that its mantissa range covers
+#: (the shared exponent is fixed at build time from the config, so copies share it).
+WEIGHT_RANGE_STDS = 4.0
+
+#: The variables of a fixed-point recurrent LIF neuron beyond the float ones (``v`` is in state units).
+FIXED_RECURRENT_EXTRA = """
+u : 1                # synaptic current (integer state units; du = 2**decay_bits: the float model's instant current)
+bias : 1 (constant)  # integer bias (0: the float model has none)
+"""
+#: A learning synapse group's weight step (float units per mantissa step), fixed at build time.
+FIXED_WEIGHT_STEP = """
+w_step : 1 (shared, constant)   # 2**e / state_scale: the float weight of one mantissa step
+"""
+#: The learning neuron's float lines after the integer step (psi in threshold units: (v - theta)/theta).
+_FIXED_RECURRENT_TAIL = """
+zbar = alpha*zbar + z
+zbar_out = kappa*zbar_out + z
+psi = gamma_pd/v_th * clip(1 - abs(v - theta)/theta, 0, 1) * int(ref_left <= 0)
+"""
+
+
+def fixed_recurrent_update(hold_input: bool = False) -> str:
+    """The fixed-point twin of :func:`~nmbrl_brian.equations.eprop_neurons.recurrent_update` (LIF)."""
+    return fixed_lif_update("subtract", held=hold_input) + _FIXED_RECURRENT_TAIL
+
+
+def fixed_on_pre(on_pre: str) -> str:
+    """``X_post += expr`` -> ``X_post += floor((expr)*state_scale + 0.5)``: the weight reaches the neuron
+    as a whole number of state units (exactly ``m * 2**e`` for a weight on its grid: rounding to nearest
+    removes the float product's last-bit error; Brian2 has no ``round``)."""
+    target, expr = (part.strip() for part in on_pre.split("+=", 1))
+    return f"{target} += floor(({expr})*state_scale + 0.5)"
+
+
+def quantised_update(code: str) -> str:
+    """Rewrite the weight line ``w += inc`` / ``w -= inc`` of a float update as a stochastically rounded
+    mantissa step on the group's grid (the other lines unchanged)::
+
+        w = w_step*clip(floor(w/w_step + 0.5) + floor((+-inc)/w_step + rand()), m_min, m_max)
+
+    ``floor(w/w_step + 0.5)`` recovers the mantissa of a weight on the grid exactly (and snaps one written
+    off the grid from Python to its nearest point).
+    """
+    lines = code.strip("\n").split("\n")
+    for k, line in enumerate(lines):
+        for op, sign in (("+=", ""), ("-=", "-")):
+            if line.startswith(f"w {op} "):
+                inc = line.split(op, 1)[1].strip()
+                lines[k] = (
+                    f"w = w_step*clip(floor(w/w_step + 0.5) + floor({sign}({inc})/w_step + rand()), m_min, m_max)"
+                )
+                return "\n" + "\n".join(lines) + "\n"
+    raise ValueError(f"no 'w += ...' or 'w -= ...' line in the weight update {code!r}")
+
+
+def fixed_namespace(config) -> dict[str, float]:
+    """Constants of the fixed-point network: :func:`fixed_constants`, ``state_scale``, ``m_min``, ``m_max``."""
+    lo, hi = mantissa_range(config.weight_bits)
+    return {
+        **fixed_constants(config),
+        "state_scale": state_scale(config),
+        "m_min": float(lo),
+        "m_max": float(hi),
+    }
+
+
+def quantise_group(weights: np.ndarray, std: float, config) -> tuple[np.ndarray, float]:
+    """A synapse group's initial float weights on its grid, and the grid step ``w_step`` (float units).
+
+    The shared exponent makes ``WEIGHT_RANGE_STDS * std`` (the config's initial scale) fit the mantissa
+    range, in state units; weights beyond it saturate.
+    """
+    scale = state_scale(config)
+    exponent = shared_exponent(np.array([WEIGHT_RANGE_STDS * std * scale]), config.weight_bits)
+    mant, e = quantise_weights(np.asarray(weights, dtype=float) * scale, config.weight_bits, exponent)
+    step = 2.0**e / scale
+    return mant * step, step

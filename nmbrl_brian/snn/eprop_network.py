@@ -32,9 +32,8 @@ from nmbrl_brian import seeding
 from nmbrl_brian.energy import OperationCounts
 from nmbrl_brian.equations import eprop_neurons as neq
 from nmbrl_brian.equations import eprop_synapses as seq
+from nmbrl_brian.equations import fixed_point as fp
 from nmbrl_brian.equations.eprop_neurons import SpikingNetworkConfig
-from nmbrl_brian.equations.fixed_point import FIXED_NOT_WIRED
-from nmbrl_brian.errors import ConfigError
 from nmbrl_brian.snn.counting import activity_marks, counts_between  # noqa: F401 - re-exported
 
 #: Keys of ``extra_equations``: the groups of the network.
@@ -344,8 +343,6 @@ def build_eprop_network(
         raise ValueError(f"n_inputs, n_outputs: expected >= 1, got {n_inputs}, {n_outputs}")
     if not seeds:
         raise ValueError("seed: expected an integer or a non-empty sequence of integers")
-    if config.numerics != "float":
-        raise ConfigError("network.numerics", "'float'", config.numerics, note=FIXED_NOT_WIRED)
     unknown = set(extras) - set(EXTRA_EQUATION_KEYS)
     if unknown:
         raise ValueError(
@@ -361,6 +358,8 @@ def build_eprop_network(
     rngs = [seeding.network_rng(s) for s in seeds]
     clock = Clock(dt=config.dt, name=p + "clock")
     ns = config.namespace()
+    fixed = config.numerics == "fixed"  # integer recurrent layer and weight grids (equations/fixed_point.py)
+    ns.update(fp.fixed_namespace(config) if fixed else {})
     timed: dict = {}
     for key, values, width in (("input_values", input_values, n_inputs), ("targets", targets, n_outputs)):
         if values is None:
@@ -400,15 +399,18 @@ def build_eprop_network(
     )
     recurrent = NeuronGroup(
         n_copies * n_rec,
-        equations(neq.recurrent_equations(model, hold), "recurrent"),
-        threshold=neq.recurrent_threshold(model),
+        equations(
+            str(neq.recurrent_equations(model, hold)) + (fp.FIXED_RECURRENT_EXTRA if fixed else ""),
+            "recurrent",
+        ),
+        threshold=fp.FIXED_LIF_THRESHOLD if fixed else neq.recurrent_threshold(model),
         reset="",
         namespace=ns,
         clock=clock,
         name=p + "recurrent",
     )
     ops["recurrent_step"] = recurrent.run_regularly(
-        neq.recurrent_update(model, hold),
+        fp.fixed_recurrent_update(hold) if fixed else neq.recurrent_update(model, hold),
         when=NEURON_SLOT[0],
         order=NEURON_SLOT[1],
         name=p + "recurrent_step",
@@ -441,6 +443,7 @@ def build_eprop_network(
     learn = config.hidden_learning
     interval = config.update_interval_steps * config.dt
     syn_eqs = seq.learning_synapse_equations(model, config.activity_sparse) if learn else seq.STATIC_SYNAPSE
+    syn_eqs += fp.FIXED_WEIGHT_STEP if fixed else ""
 
     def learning_ops(syn: Synapses, key: str) -> None:
         if not learn:
@@ -454,7 +457,7 @@ def build_eprop_network(
         )
         if interval_weight_updates:
             ops[f"{key}_weight_update"] = syn.run_regularly(
-                seq.WEIGHT_UPDATE,
+                fp.quantised_update(seq.WEIGHT_UPDATE) if fixed else seq.WEIGHT_UPDATE,
                 dt=interval,
                 when=WEIGHT_SLOT[0],
                 order=WEIGHT_SLOT[1],
@@ -501,10 +504,15 @@ def build_eprop_network(
     def learnt_synapses(source, target, key: str, on_pre: str) -> Synapses:
         """Synapses ``syn_<key>`` from ``source`` to ``target``, connected per copy, learning by e-prop."""
         name = f"syn_{key}"
+        on_pre = fp.fixed_on_pre(on_pre) if fixed else on_pre
         syn = Synapses(
             source, target, equations(syn_eqs, name), on_pre=on_pre, namespace=ns, clock=clock, name=p + name
         )
         connect_copies(syn, key)
+        if fixed:  # the group's weights on its grid (shared exponent from the config's initial scale)
+            std = w_in_std if key == "in" else w_rec_std
+            weights[WEIGHT_KEYS[key]], syn.w_step = fp.quantise_group(weights[WEIGHT_KEYS[key]], std, config)
+            syn.w = weights[WEIGHT_KEYS[key]]
         learning_ops(syn, name)
         return syn
 
