@@ -269,3 +269,96 @@ def test_runs_and_the_builder_refuse_fixed_numerics_until_it_is_wired():
         )
     with pytest.raises(ConfigError, match=r"^network\.numerics: .*not yet wired"):
         build_eprop_network(2, 1, fixed, name_prefix="fx_refused")
+
+
+# --------------------------------------------------------------------------------------
+# The e-prop network with numerics = "fixed"
+# --------------------------------------------------------------------------------------
+
+
+def fixed_eprop(lr: float, steps: int, seed: int = 3, **overrides):
+    """A small fixed-numerics e-prop network on timed 0/1 input spikes, supervised, run ``steps`` steps."""
+    from nmbrl_brian.snn.eprop_network import build_eprop_network
+
+    prefs.codegen.target = "numpy"
+    brian2.start_scope()
+    kw = dict(
+        numerics="fixed",
+        n_recurrent=N_REC,
+        p_input=0.8,
+        p_recurrent=0.3,
+        input_weight_scale=3.0,
+        recurrent_weight_scale=1.0,
+        update_interval_steps=50,
+        learning_rate=lr,
+        readout_learning_rate=1e-4,
+        refractory_ms=2.0,
+    )
+    kw.update(overrides)
+    cfg = SpikingNetworkConfig(**kw)
+    rng = np.random.default_rng(seed)
+    x = (rng.random((steps, 5)) < 0.15).astype(float)
+    t = np.arange(steps)
+    targets = np.stack([np.sin(t / 20.0), 0.5 * np.cos(t / 15.0)], axis=1)
+    net = build_eprop_network(
+        5, 2, cfg, input_kind="timed", error_mode="supervised", seed=1, name_prefix="fxe",
+        input_values=x, targets=targets,
+    )  # fmt: skip
+    return cfg, net, x
+
+
+def test_fixed_eprop_network_recurrent_layer_equals_the_loihi_reference():
+    steps = 1000
+    cfg, net, x = fixed_eprop(lr=0.0, steps=steps + 1)
+    mon = StateMonitor(net.recurrent, ["v", "u"], record=True, when="end", name="fxe_mon")
+    spikes = SpikeMonitor(net.recurrent, name="fxe_spk")
+    Network(*net.objects, mon, spikes).run((steps + 1) * cfg.dt_ms * ms, namespace={})
+
+    c = fp.fixed_constants(cfg)
+    scale = fp.state_scale(cfg)
+    conn, w = net.connectivity(), net.initial_weights
+    w_in = np.zeros((N_REC, 5), np.int64)
+    w_in[conn["in"][1], conn["in"][0]] = np.rint(w["w_in"] * scale).astype(np.int64)
+    w_rec = np.zeros((N_REC, N_REC), np.int64)
+    w_rec[conn["rec"][1], conn["rec"][0]] = np.rint(w["w_rec"] * scale).astype(np.int64)
+    assert np.array_equal(w_in[conn["in"][1], conn["in"][0]], w["w_in"] * scale)  # integer state units
+    neurons = LoihiLIF(
+        N_REC, int(c["du"]), int(c["dv"]), int(c["theta"]), state_bits=cfg.state_bits,
+        decay_bits=cfg.decay_bits, reset="subtract", refractory_steps=cfg.refractory_steps,
+    )  # fmt: skip
+    ref = LoihiNetwork(neurons, w_in, -fp.ACT_SHIFT, w_rec, -fp.ACT_SHIFT)  # weights given in state units
+    want_s, want_v, want_u = [], [], []
+    for k in range(steps):
+        want_s.append(ref.step(x[k].astype(np.int64)))
+        want_v.append(neurons.v_before_reset.copy())
+        want_u.append(neurons.u.copy())
+    got_s = np.zeros((steps + 1, N_REC), bool)
+    got_s[np.round(np.asarray(spikes.t / ms) / cfg.dt_ms).astype(int), np.asarray(spikes.i)] = True
+    assert 0.01 * steps * N_REC < np.sum(want_s) < 0.5 * steps * N_REC
+    assert np.array_equal(got_s[1:], np.array(want_s))
+    assert np.array_equal(np.asarray(mon.v).T[:steps], np.array(want_v))
+    assert np.array_equal(np.asarray(mon.u).T[:steps], np.array(want_u))
+
+
+def test_fixed_eprop_weights_stay_on_their_grids_through_learning():
+    def run(seed: int):
+        cfg, net, _ = fixed_eprop(lr=0.05, steps=600)
+        brian2.seed(seed)
+        Network(*net.objects).run(600 * cfg.dt_ms * ms, namespace={})
+        return cfg, net
+
+    cfg, net = run(5)
+    lo, hi = fp.mantissa_range(cfg.weight_bits)
+    for syn, key in ((net.syn_in, "w_in"), (net.syn_rec, "w_rec")):
+        step = float(syn.variables["w_step"].get_value()[0])
+        assert np.log2(step * fp.state_scale(cfg)) % 1 == 0  # a power of two in state units
+        for w in (net.initial_weights[key], np.asarray(syn.w)):
+            m = w / step
+            assert np.array_equal(m, np.round(m)), f"{key} off its grid"
+            assert m.min() >= lo and m.max() <= hi
+        changed = np.mean(np.asarray(syn.w) != net.initial_weights[key])
+        assert changed > 0.05, f"{key}: learning should move weights, {changed:.1%} moved"
+    again = run(5)[1]
+    other = run(6)[1]
+    assert np.array_equal(np.asarray(net.syn_in.w), np.asarray(again.syn_in.w))  # seeded rand()
+    assert not np.array_equal(np.asarray(net.syn_in.w), np.asarray(other.syn_in.w))
