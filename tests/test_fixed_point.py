@@ -3,7 +3,7 @@ the weight quantiser and stochastic rounding (range, saturation, unbiasedness, s
 
 from __future__ import annotations
 
-import dataclasses
+from pathlib import Path
 
 import brian2
 import numpy as np
@@ -254,21 +254,17 @@ def test_numerics_fields_are_validated_and_unused_with_float():
         SpikingNetworkConfig(numerics="fixed", state_bits=16, threshold_log2=15)
 
 
-def test_runs_and_the_builder_refuse_fixed_numerics_until_it_is_wired():
-    from nmbrl_brian.config import RunConfig
-    from nmbrl_brian.equations.world_model import WorldModelConfig
-    from nmbrl_brian.snn.eprop_network import build_eprop_network
+def test_runs_accept_fixed_numerics_for_lif_and_refuse_alif():
+    from nmbrl_brian.config import RunConfig, load_config
 
-    fixed = SpikingNetworkConfig(numerics="fixed", n_recurrent=4)
-    with pytest.raises(ConfigError, match=r"^network\.numerics: .*not yet wired"):
-        RunConfig(network=fixed)
-    with pytest.raises(ConfigError, match=r"^world_model\.network\.numerics: .*not yet wired"):
-        wm = WorldModelConfig()
-        RunConfig(
-            world_model=dataclasses.replace(wm, network=dataclasses.replace(wm.network, numerics="fixed"))
-        )
-    with pytest.raises(ConfigError, match=r"^network\.numerics: .*not yet wired"):
-        build_eprop_network(2, 1, fixed, name_prefix="fx_refused")
+    run = load_config(
+        Path(__file__).parents[1] / "nmbrl_brian" / "configs" / "cartpole_mbrl_cheap.toml",
+        ["network.numerics=fixed", "world_model.network.numerics=fixed"],
+    )
+    assert isinstance(run, RunConfig)
+    assert run.network.numerics == run.world_model.network.numerics == "fixed"
+    with pytest.raises(ConfigError, match=r"^network\.neuron_model: expected 'LIF' with numerics = 'fixed'"):
+        SpikingNetworkConfig(numerics="fixed", neuron_model="ALIF")
 
 
 # --------------------------------------------------------------------------------------
@@ -282,18 +278,18 @@ def fixed_eprop(lr: float, steps: int, seed: int = 3, **overrides):
 
     prefs.codegen.target = "numpy"
     brian2.start_scope()
-    kw = dict(
-        numerics="fixed",
-        n_recurrent=N_REC,
-        p_input=0.8,
-        p_recurrent=0.3,
-        input_weight_scale=3.0,
-        recurrent_weight_scale=1.0,
-        update_interval_steps=50,
-        learning_rate=lr,
-        readout_learning_rate=1e-4,
-        refractory_ms=2.0,
-    )
+    kw = {
+        "numerics": "fixed",
+        "n_recurrent": N_REC,
+        "p_input": 0.8,
+        "p_recurrent": 0.3,
+        "input_weight_scale": 3.0,
+        "recurrent_weight_scale": 1.0,
+        "update_interval_steps": 50,
+        "learning_rate": lr,
+        "readout_learning_rate": 1e-4,
+        "refractory_ms": 2.0,
+    }
     kw.update(overrides)
     cfg = SpikingNetworkConfig(**kw)
     rng = np.random.default_rng(seed)
