@@ -34,10 +34,16 @@ def run_fixed_network(
     e_rec: int,
     refractory_steps: int,
     seed: int,
+    build_dir=None,
 ) -> dict:
     """A Brian2 input group + fixed-point LIF layer (random du, dv, bias, mantissas, input spikes),
     run for STEPS + 1 steps, and the Loihi reference driven by the same integers."""
-    prefs.codegen.target = target
+    if target == "cpp_standalone":
+        from nmbrl_brian.devices import select_device
+
+        select_device("cpp_standalone", build_dir)
+    else:
+        prefs.codegen.target = target
     rng = np.random.default_rng(seed)
     dt = 1 * ms
     decay_bits = 12
@@ -64,16 +70,24 @@ def run_fixed_network(
     syn_in = Synapses(
         inputs, rec, fp.FIXED_SYNAPSE_EQUATIONS, on_pre=fp.FIXED_ON_PRE_GRADED, name="fx_syn_in"
     )
-    syn_in.connect(p=0.6)
-    syn_in.m = rng.integers(-60, 128, size=len(syn_in))
+    pre, post = np.nonzero(
+        rng.random((N_IN, N_REC)) < 0.6
+    )  # explicit: standalone knows no len() before a run
+    syn_in.connect(i=pre, j=post)
+    syn_in.m = rng.integers(-60, 128, size=len(pre))
     syn_in.w_unit = fp.weight_unit(e_in)
     syn_rec = Synapses(rec, rec, fp.FIXED_SYNAPSE_EQUATIONS, on_pre=fp.FIXED_ON_PRE, name="fx_syn_rec")
-    syn_rec.connect(condition="i != j", p=0.3)
-    syn_rec.m = rng.integers(-128, 128, size=len(syn_rec))
+    mask = rng.random((N_REC, N_REC)) < 0.3
+    np.fill_diagonal(mask, False)
+    pre, post = np.nonzero(mask)
+    syn_rec.connect(i=pre, j=post)
+    syn_rec.m = rng.integers(-128, 128, size=len(pre))
     syn_rec.w_unit = fp.weight_unit(e_rec)
     mon = StateMonitor(rec, ["u", "v", "ref_left"], record=True, when="end", name="fx_mon")
     spikes = SpikeMonitor(rec, name="fx_spikes")
     Network(inputs, rec, syn_in, syn_rec, mon, spikes).run((STEPS + 1) * dt, namespace={})
+    if target == "cpp_standalone":
+        brian2.get_device().build(directory=str(build_dir), compile=True, run=True, with_output=False)
 
     w_in = np.zeros((N_REC, N_IN), np.int64)
     w_in[np.asarray(syn_in.j), np.asarray(syn_in.i)] = np.asarray(syn_in.m).astype(np.int64)
@@ -128,10 +142,16 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
-@pytest.mark.parametrize("target", ["numpy", "cython"])
-def test_brian2_fixed_point_lif_equals_integer_loihi_reference(target, case):
-    result = run_fixed_network(target, seed=7, **CASES[case])
+@pytest.mark.parametrize(
+    ("target", "case"),
+    [(t, c) for t in ("numpy", "cython") for c in CASES]
+    + [
+        pytest.param("cpp_standalone", c, marks=pytest.mark.standalone)
+        for c in ("loihi_subtract", "narrow_overflow")
+    ],
+)
+def test_brian2_fixed_point_lif_equals_integer_loihi_reference(target, case, tmp_path):
+    result = run_fixed_network(target, seed=7, build_dir=tmp_path / "build", **CASES[case])
     got, want, ref = result["got"], result["want"], result["ref"]
     n_spikes = int(want["s"].sum())
     assert 0.01 * STEPS * N_REC < n_spikes < 0.5 * STEPS * N_REC, (
