@@ -145,10 +145,7 @@ CASES = {
 @pytest.mark.parametrize(
     ("target", "case"),
     [(t, c) for t in ("numpy", "cython") for c in CASES]
-    + [
-        pytest.param("cpp_standalone", c, marks=pytest.mark.standalone)
-        for c in ("loihi_subtract", "narrow_overflow")
-    ],
+    + [pytest.param("cpp_standalone", "narrow_overflow", marks=pytest.mark.standalone)],
 )
 def test_brian2_fixed_point_lif_equals_integer_loihi_reference(target, case, tmp_path):
     result = run_fixed_network(target, seed=7, build_dir=tmp_path / "build", **CASES[case])
