@@ -371,6 +371,17 @@ def test_fixed_eprop_weights_stay_on_their_grids_through_learning():
             assert m.min() >= lo and m.max() <= hi
         changed = np.mean(np.asarray(syn.w) != net.initial_weights[key])
         assert changed > 0.05, f"{key}: learning should move weights, {changed:.1%} moved"
+    unit = 2.0 ** -(cfg.trace_bits - fp.TRACE_INT_BITS - 1)
+    for group, var in (
+        (net.inputs, "zbar"),
+        (net.recurrent, "zbar"),
+        (net.recurrent, "zbar_out"),
+        (net.syn_in, "ebar"),
+    ):
+        values = np.asarray(getattr(group, var)) / unit
+        assert np.array_equal(values, np.round(values)), f"{group.name}.{var} off the trace grid"
+        assert np.abs(values).max() <= 2 ** (cfg.trace_bits - 1) - 1
+        assert np.count_nonzero(values) > 0, f"{group.name}.{var} is all zero"
     again = run(5)[1]
     other = run(6)[1]
     assert np.array_equal(np.asarray(net.syn_in.w), np.asarray(again.syn_in.w))  # seeded rand()

@@ -380,8 +380,9 @@ class SpikingNetworkConfig:
     recurrent step adds, instead of re-sending it every step. Same dynamics while inputs change only
     at period starts; ``steps_per_env_step`` times fewer input synaptic events."""
     numerics: str = "float"
-    """``"float"`` (float64 state) or ``"fixed"`` (chip-faithful integers after Loihi, the widths below;
-    :mod:`nmbrl_brian.equations.fixed_point`). Runs refuse ``"fixed"`` until it is wired into the builder."""
+    """``"float"`` (float64 state) or ``"fixed"`` (LIF only): the recurrent layer in Loihi-style integers and
+    the input and recurrent weights on 8-bit grids with stochastically rounded updates, the widths below
+    (:mod:`nmbrl_brian.equations.fixed_point` says what is integer and what stays float)."""
     weight_bits: int = 8
     """Signed mantissa bits of a weight; each synapse group shares one power-of-two exponent (Loihi: 8)."""
     decay_bits: int = 12
@@ -391,7 +392,8 @@ class SpikingNetworkConfig:
     threshold_log2: int = 16
     """The threshold ``v_th`` is ``2**threshold_log2`` state units (Loihi: a 17-bit mantissa shifted by 6)."""
     trace_bits: int = 12
-    """Signed width of filtered spikes and eligibility traces (ReckOn: 12-bit eligibility traces)."""
+    """Signed width of filtered spikes and eligibility traces, stochastically rounded to units of
+    ``2**-(trace_bits - 6)`` (a spike is ``2**(trace_bits - 6)`` units; ReckOn: 12-bit eligibility traces)."""
 
     # ----------------------------------------------------------------------------------
     # Derived constants and the Brian2 namespace

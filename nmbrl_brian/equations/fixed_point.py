@@ -256,7 +256,7 @@ def check_fixed_fields(config, need) -> None:
     int_in("weight_bits", 2, 16)
     int_in("decay_bits", 4, 16)
     int_in("state_bits", 8, 32)
-    int_in("trace_bits", 4, 24)
+    int_in("trace_bits", TRACE_INT_BITS + 3, 24)
     int_in("threshold_log2", ACT_SHIFT, config.state_bits - 2)
     need(
         config.numerics == "float" or config.neuron_model == "LIF",
@@ -270,11 +270,15 @@ def check_fixed_fields(config, need) -> None:
 # --------------------------------------------------------------------------------------
 #
 # What is integer: the recurrent LIF layer (u, v in state units, the step above with du = D,
-# subtractive reset, no bias) and the weights of the input and recurrent synapse groups (each
-# group on its grid m * w_step, m a signed weight_bits-bit mantissa, w_step a power of two in state
-# units; every increment stochastically rounded). What stays float: the readouts, the traces
-# (zbar, zbar_out, ebar, grad), psi and the learning signals, and graded input currents (the
-# product w*s is rounded to a whole state unit as it reaches the neuron).
+# subtractive reset, no bias); the weights of the input and recurrent synapse groups (each group on
+# its grid m * w_step, m a signed weight_bits-bit mantissa, w_step a power of two in state units;
+# every increment stochastically rounded); the filtered spikes zbar (inputs and recurrent), zbar_out
+# and the eligibility traces ebar, each stored as a signed trace_bits-bit count of trace units
+# (2**-(trace_bits - TRACE_INT_BITS - 1): a spike is 2**(trace_bits - 6) units, the largest value
+# about 32), stochastically rounded after every update (the float update computed, then written
+# back rounded). What stays float: the readouts, the gradient accumulators grad, the pseudo-derivative
+# psi, the learning signals, and graded input currents (the product w*s is rounded to a whole state
+# unit as it reaches the neuron).
 
 #: Standard deviations of a group's initial weight distribution that its mantissa range covers
 #: (the shared exponent is fixed at build time from the config, so copies share it).
@@ -289,7 +293,12 @@ bias : 1 (constant)  # integer bias (0: the float model has none)
 FIXED_WEIGHT_STEP = """
 w_step : 1 (shared, constant)   # 2**e / state_scale: the float weight of one mantissa step
 """
-#: The learning neuron's float lines after the integer step (psi in threshold units: (v - theta)/theta).
+#: Bits of a trace above the sign and below the binary point: traces reach about 2**5 = 32.
+TRACE_INT_BITS = 5
+#: The traces that are stored on the trace grid (stochastically rounded after each update).
+FIXED_TRACES = ("zbar", "zbar_out", "ebar")
+
+#: The learning neuron's lines after the integer step (psi in threshold units: (v - theta)/theta).
 _FIXED_RECURRENT_TAIL = """
 zbar = alpha*zbar + z
 zbar_out = kappa*zbar_out + z
@@ -299,7 +308,22 @@ psi = gamma_pd/v_th * clip(1 - abs(v - theta)/theta, 0, 1) * int(ref_left <= 0)
 
 def fixed_recurrent_update(hold_input: bool = False) -> str:
     """The fixed-point twin of :func:`~nmbrl_brian.equations.eprop_neurons.recurrent_update` (LIF)."""
-    return fixed_lif_update("subtract", held=hold_input) + _FIXED_RECURRENT_TAIL
+    return fixed_lif_update("subtract", held=hold_input) + quantised_traces(_FIXED_RECURRENT_TAIL)
+
+
+def quantised_traces(code: str, names: tuple[str, ...] = FIXED_TRACES) -> str:
+    """Rewrite every line ``x = expr`` with ``x`` in ``names`` as a stochastically rounded, saturating
+    write to the trace grid (the other lines unchanged)::
+
+        x = trace_unit*clip(floor((expr)/trace_unit + rand()), -trace_max, trace_max)
+    """
+    out = []
+    for line in code.split("\n"):
+        name, _, expr = line.partition(" = ")
+        if name.strip() in names and expr:
+            line = f"{name} = trace_unit*clip(floor(({expr.strip()})/trace_unit + rand()), -trace_max, trace_max)"
+        out.append(line)
+    return "\n".join(out)
 
 
 def fixed_on_pre(on_pre: str) -> str:
@@ -332,13 +356,16 @@ def quantised_update(code: str) -> str:
 
 
 def fixed_namespace(config) -> dict[str, float]:
-    """Constants of the fixed-point network: :func:`fixed_constants`, ``state_scale``, ``m_min``, ``m_max``."""
+    """Constants of the fixed-point network: :func:`fixed_constants`, ``state_scale``, ``m_min``, ``m_max``,
+    ``trace_unit`` and ``trace_max`` (in trace units)."""
     lo, hi = mantissa_range(config.weight_bits)
     return {
         **fixed_constants(config),
         "state_scale": state_scale(config),
         "m_min": float(lo),
         "m_max": float(hi),
+        "trace_unit": 2.0 ** -(config.trace_bits - TRACE_INT_BITS - 1),
+        "trace_max": float(2 ** (config.trace_bits - 1) - 1),
     }
 
 

@@ -392,7 +392,7 @@ def build_eprop_network(
         name=p + "input",
     )
     ops["input_step"] = inputs.run_regularly(
-        neq.input_update(input_kind, p + "input_values"),
+        fp.quantised_traces(neq.input_update(input_kind, p + "input_values"), ("zbar",) if fixed else ()),
         when=INPUT_SLOT[0],
         order=INPUT_SLOT[1],
         name=p + "input_step",
@@ -450,7 +450,9 @@ def build_eprop_network(
             return
         syn.lr = config.learning_rate
         ops[f"{key}_traces"] = syn.run_regularly(
-            seq.trace_update(model, config.activity_sparse),
+            fp.quantised_traces(
+                seq.trace_update(model, config.activity_sparse), fp.FIXED_TRACES if fixed else ()
+            ),
             when=TRACE_SLOT[0],
             order=TRACE_SLOT[1],
             name=f"{syn.name}_traces",
