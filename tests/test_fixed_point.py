@@ -240,6 +240,25 @@ def test_stochastic_rounding_is_unbiased_and_on_the_grid(dm):
     assert abs(np.mean(m - 10.0) - dm) < 4 * se, (np.mean(m - 10.0), dm, se)
 
 
+def test_the_networks_quantised_update_is_unbiased_on_the_grid():
+    """The e-prop network's form (float w on its grid) of the stochastically rounded TD increment."""
+    prefs.codegen.target = "numpy"
+    n, step, inc = 40000, 2.0**-7, 3e-4  # the increment is 0.0384 grid steps
+    code = fp.quantised_update("w += lr*delta*grad")
+    ns = {"m_min": -128.0, "m_max": 127.0}
+    group = NeuronGroup(
+        n, "w : 1\ngrad : 1\nw_step : 1 (shared)\nlr : 1 (shared)\ndelta : 1 (shared)", namespace=ns
+    )
+    group.w, group.grad, group.w_step, group.lr, group.delta = 5 * step, 1.0, step, inc, 1.0
+    group.run_regularly(code, dt=1 * ms)
+    brian2.seed(2)
+    Network(group).run(1 * ms)
+    m = np.asarray(group.w) / step - 5
+    assert set(np.unique(m).tolist()) == {0.0, 1.0}
+    frac = inc / step
+    assert abs(m.mean() - frac) < 4 * np.sqrt(frac * (1 - frac) / n), (m.mean(), frac)
+
+
 def test_stochastic_rounding_is_deterministic_for_a_seed_and_saturates():
     a = stochastic_update(0.5, 0.0, 1000, seed=3)
     b = stochastic_update(0.5, 0.0, 1000, seed=3)

@@ -69,7 +69,22 @@ power of two (:func:`quantise_weights`, saturating at the mantissa range). A lea
 :math:`m \\leftarrow \\mathrm{clip}(m + \\lfloor \\Delta w / 2^{e} + U \\rfloor)` with
 :math:`U \\sim \\mathcal U[0, 1)` from Brian2's ``rand()`` (seeded by
 :func:`brian2.seed` from the run's seed), unbiased: :math:`E\\lfloor x + U\\rfloor = x`
-(:data:`STOCHASTIC_WEIGHT_UPDATE`).
+(:data:`STOCHASTIC_WEIGHT_UPDATE`; in the e-prop network :func:`quantised_update`, which keeps the
+float weight ``w = m * w_step`` so that checkpoints, feedback and readers see float weights).
+
+The e-prop network with ``numerics = "fixed"``
+----------------------------------------------
+:func:`~nmbrl_brian.snn.eprop_network.build_eprop_network` (agent and world model alike, every
+device: the code uses only ``floor``, ``clip``, ``abs``, ``sign``, ``int`` and ``rand``) then runs
+the recurrent LIF layer as the integer step above (``du = D``: the float model's instant current;
+subtractive reset; no bias; ``v`` in state units, ``psi`` from ``(v - theta)/theta``); keeps the
+input and recurrent weights on their group grids (:func:`quantise_group`: the shared exponent covers
+``WEIGHT_RANGE_STDS`` initial standard deviations) with every supervised or TD increment
+stochastically rounded (:func:`quantised_update`); and stores the filtered spikes and eligibility
+traces on a ``trace_bits`` grid, stochastically rounded after each update (:func:`quantised_traces`).
+Still float: the readouts, the gradient accumulators, ``psi``, the learning signals, and graded input
+currents (``w*s`` is rounded to whole state units as it arrives; Loihi 2's integer payloads are not
+modelled). ALIF has no fixed-point form yet (the config refuses it).
 """
 
 from __future__ import annotations
