@@ -405,3 +405,34 @@ def test_fixed_eprop_weights_stay_on_their_grids_through_learning():
     other = run(6)[1]
     assert np.array_equal(np.asarray(net.syn_in.w), np.asarray(again.syn_in.w))  # seeded rand()
     assert not np.array_equal(np.asarray(net.syn_in.w), np.asarray(other.syn_in.w))
+
+
+def test_the_spiking_agent_learns_on_the_grids_with_fixed_numerics():
+    """The actor-critic's TD updates of hidden weights are stochastically rounded onto the grids."""
+    from nmbrl_brian.agents.spiking_actor_critic import SpikingActorCritic
+    from nmbrl_brian.devices import select_device
+    from nmbrl_brian.envs import EnvironmentWrapper
+    from nmbrl_brian.envs.env_loop import EnvLoop
+    from nmbrl_brian.equations.actor_critic import AgentConfig
+    from nmbrl_brian.equations.population_code import EncodingConfig
+
+    select_device("runtime")
+    network = SpikingNetworkConfig(
+        numerics="fixed", n_recurrent=40, input_kind="current", steps_per_env_step=10, tau_out_ms=10.0,
+        refractory_ms=0.0, input_weight_scale=0.57, recurrent_weight_scale=0.3, readout_weight_scale=0.0,
+        learning_rate=0.01,
+    )  # fmt: skip
+    env = EnvironmentWrapper()
+    agent = SpikingActorCritic(
+        env.observation_space, env.action_space,
+        agent=AgentConfig(kind="spiking_actor_critic", actor_lr=0.1, critic_lr=0.1),
+        encoding=EncodingConfig(), network=network, seed=0, environment="equations", periods_per_run=200,
+    )  # fmt: skip
+    e = agent.part.eprop
+    before = {k: np.asarray(s.w).copy() for k, s in (("in", e.syn_in), ("rec", e.syn_rec))}
+    agent.interact(EnvLoop(env, seed=0), max_steps=400)
+    for key, syn in (("in", e.syn_in), ("rec", e.syn_rec)):
+        m = np.asarray(syn.w) / float(syn.variables["w_step"].get_value()[0])
+        assert np.array_equal(m, np.round(m)), f"syn_{key} left its grid"
+        assert np.mean(np.asarray(syn.w) != before[key]) > 0.01, f"syn_{key} did not learn"
+    assert np.all(np.asarray(e.recurrent.v) == np.round(np.asarray(e.recurrent.v)))
