@@ -381,7 +381,8 @@ class SpikingNetworkConfig:
     at period starts; ``steps_per_env_step`` times fewer input synaptic events."""
     numerics: str = "float"
     """``"float"`` (float64 state) or ``"fixed"`` (LIF only): the recurrent layer in Loihi-style integers and
-    the input and recurrent weights on 8-bit grids with stochastically rounded updates, the widths below
+    the input and recurrent weights on ``weight_bits`` grids with stochastically rounded updates, traces on
+    ``trace_bits`` grids; the widths below
     (:mod:`nmbrl_brian.equations.fixed_point` says what is integer and what stays float)."""
     weight_bits: int = 8
     """Signed mantissa bits of a weight; each synapse group shares one power-of-two exponent (Loihi: 8)."""
