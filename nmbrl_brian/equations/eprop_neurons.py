@@ -126,6 +126,7 @@ from typing import Any
 from brian2 import Equations
 
 from nmbrl_brian.equations.eprop_synapses import FEEDBACK_KINDS
+from nmbrl_brian.equations.fixed_point import FIXED_FIELDS, check_fixed_fields
 from nmbrl_brian.errors import ConfigError
 
 NEURON_MODELS = ("LIF", "ALIF")
@@ -378,6 +379,22 @@ class SpikingNetworkConfig:
     first network step; again after an interval weight update) into a held drive ``I_in`` that every
     recurrent step adds, instead of re-sending it every step. Same dynamics while inputs change only
     at period starts; ``steps_per_env_step`` times fewer input synaptic events."""
+    numerics: str = "float"
+    """``"float"`` (float64 state) or ``"fixed"`` (LIF only): the recurrent layer in Loihi-style integers and
+    the input and recurrent weights on ``weight_bits`` grids with stochastically rounded updates, traces on
+    ``trace_bits`` grids; the widths below
+    (:mod:`nmbrl_brian.equations.fixed_point` says what is integer and what stays float)."""
+    weight_bits: int = 8
+    """Signed mantissa bits of a weight; each synapse group shares one power-of-two exponent (Loihi: 8)."""
+    decay_bits: int = 12
+    """Bits of the decay constants: a decay ``d`` means ``x <- x*(2**decay_bits - d)/2**decay_bits`` (Loihi: 12)."""
+    state_bits: int = 24
+    """Signed width of the membrane voltage and current, in state units (Loihi: 24)."""
+    threshold_log2: int = 16
+    """The threshold ``v_th`` is ``2**threshold_log2`` state units (Loihi: a 17-bit mantissa shifted by 6)."""
+    trace_bits: int = 12
+    """Signed width of filtered spikes and eligibility traces, stochastically rounded to units of
+    ``2**-(trace_bits - 6)`` (a spike is ``2**(trace_bits - 6)`` units; ReckOn: 12-bit eligibility traces)."""
 
     # ----------------------------------------------------------------------------------
     # Derived constants and the Brian2 namespace
@@ -445,6 +462,9 @@ class SpikingNetworkConfig:
         if not self.recurrent:
             for name in ("p_recurrent", "recurrent_weight_scale"):
                 unused[name] = "recurrent is false"
+        if self.numerics == "float":
+            for name in FIXED_FIELDS:
+                unused[name] = "numerics is 'float'"
         if not self.activity_sparse:
             unused["sparse_eps"] = "activity_sparse is false"
         if not self.hidden_learning:
@@ -491,6 +511,7 @@ class SpikingNetworkConfig:
             )
 
         choice("neuron_model", NEURON_MODELS)
+        check_fixed_fields(self, need)
         integer("n_recurrent", 1)
         need(isinstance(self.recurrent, bool), "recurrent", "true or false")
         probability("p_input")

@@ -30,6 +30,7 @@ from nmbrl_brian.equations import environment as env_eqs
 from nmbrl_brian.equations import population_code as pc_eqs
 from nmbrl_brian.equations.actor_critic import AgentConfig
 from nmbrl_brian.equations.eprop_neurons import SpikingNetworkConfig
+from nmbrl_brian.equations.fixed_point import quantised_update
 from nmbrl_brian.equations.population_code import EncodingConfig
 from nmbrl_brian.parts.base import EnvironmentPart, Part, ValueReader
 from nmbrl_brian.snn.direct_readout import add_direct_readout, direct_readout_equations
@@ -226,11 +227,12 @@ class ActorCriticPart(Part):
             ),
             "encode": at_period_start(e.inputs, pc_eqs.POPULATION_CODE, env_eqs.ORDER_ENCODE, "encode"),
         }
+        fixed = network.numerics == "fixed"  # hidden weights on their grids: stochastically rounded steps
         for syn in self.td_synapses:
             key = syn.name.removeprefix(f"{prefix}_")
-            ops[f"{key}_td"] = at_period_start(
-                syn, ac_eqs.TD_WEIGHT_UPDATE, ac_eqs.ORDER_TD_UPDATE, f"{key}_td_update"
-            )
+            td = ac_eqs.TD_WEIGHT_UPDATE
+            td = quantised_update(td) if fixed and syn in e.learning_synapses else td
+            ops[f"{key}_td"] = at_period_start(syn, td, ac_eqs.ORDER_TD_UPDATE, f"{key}_td_update")
         for syn in e.learning_synapses:
             key = syn.name.removeprefix(f"{prefix}_")
             cleared = ac_eqs.CLEARED_SYNAPSE + (("eps_a",) if alif else ())

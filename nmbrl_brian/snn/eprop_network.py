@@ -32,6 +32,7 @@ from nmbrl_brian import seeding
 from nmbrl_brian.energy import OperationCounts
 from nmbrl_brian.equations import eprop_neurons as neq
 from nmbrl_brian.equations import eprop_synapses as seq
+from nmbrl_brian.equations import fixed_point as fp
 from nmbrl_brian.equations.eprop_neurons import SpikingNetworkConfig
 from nmbrl_brian.snn.counting import activity_marks, counts_between  # noqa: F401 - re-exported
 
@@ -357,6 +358,8 @@ def build_eprop_network(
     rngs = [seeding.network_rng(s) for s in seeds]
     clock = Clock(dt=config.dt, name=p + "clock")
     ns = config.namespace()
+    fixed = config.numerics == "fixed"  # integer recurrent layer and weight grids (equations/fixed_point.py)
+    ns.update(fp.fixed_namespace(config) if fixed else {})
     timed: dict = {}
     for key, values, width in (("input_values", input_values, n_inputs), ("targets", targets, n_outputs)):
         if values is None:
@@ -389,22 +392,25 @@ def build_eprop_network(
         name=p + "input",
     )
     ops["input_step"] = inputs.run_regularly(
-        neq.input_update(input_kind, p + "input_values"),
+        fp.quantised_traces(neq.input_update(input_kind, p + "input_values"), ("zbar",) if fixed else ()),
         when=INPUT_SLOT[0],
         order=INPUT_SLOT[1],
         name=p + "input_step",
     )
     recurrent = NeuronGroup(
         n_copies * n_rec,
-        equations(neq.recurrent_equations(model, hold), "recurrent"),
-        threshold=neq.recurrent_threshold(model),
+        equations(
+            str(neq.recurrent_equations(model, hold)) + (fp.FIXED_RECURRENT_EXTRA if fixed else ""),
+            "recurrent",
+        ),
+        threshold=fp.FIXED_LIF_THRESHOLD if fixed else neq.recurrent_threshold(model),
         reset="",
         namespace=ns,
         clock=clock,
         name=p + "recurrent",
     )
     ops["recurrent_step"] = recurrent.run_regularly(
-        neq.recurrent_update(model, hold),
+        fp.fixed_recurrent_update(hold) if fixed else neq.recurrent_update(model, hold),
         when=NEURON_SLOT[0],
         order=NEURON_SLOT[1],
         name=p + "recurrent_step",
@@ -437,20 +443,23 @@ def build_eprop_network(
     learn = config.hidden_learning
     interval = config.update_interval_steps * config.dt
     syn_eqs = seq.learning_synapse_equations(model, config.activity_sparse) if learn else seq.STATIC_SYNAPSE
+    syn_eqs += fp.FIXED_WEIGHT_STEP if fixed else ""
 
     def learning_ops(syn: Synapses, key: str) -> None:
         if not learn:
             return
         syn.lr = config.learning_rate
         ops[f"{key}_traces"] = syn.run_regularly(
-            seq.trace_update(model, config.activity_sparse),
+            fp.quantised_traces(
+                seq.trace_update(model, config.activity_sparse), fp.FIXED_TRACES if fixed else ()
+            ),
             when=TRACE_SLOT[0],
             order=TRACE_SLOT[1],
             name=f"{syn.name}_traces",
         )
         if interval_weight_updates:
             ops[f"{key}_weight_update"] = syn.run_regularly(
-                seq.WEIGHT_UPDATE,
+                fp.quantised_update(seq.WEIGHT_UPDATE) if fixed else seq.WEIGHT_UPDATE,
                 dt=interval,
                 when=WEIGHT_SLOT[0],
                 order=WEIGHT_SLOT[1],
@@ -497,10 +506,15 @@ def build_eprop_network(
     def learnt_synapses(source, target, key: str, on_pre: str) -> Synapses:
         """Synapses ``syn_<key>`` from ``source`` to ``target``, connected per copy, learning by e-prop."""
         name = f"syn_{key}"
+        on_pre = fp.fixed_on_pre(on_pre) if fixed else on_pre
         syn = Synapses(
             source, target, equations(syn_eqs, name), on_pre=on_pre, namespace=ns, clock=clock, name=p + name
         )
         connect_copies(syn, key)
+        if fixed:  # the group's weights on its grid (shared exponent from the config's initial scale)
+            std = w_in_std if key == "in" else w_rec_std
+            weights[WEIGHT_KEYS[key]], syn.w_step = fp.quantise_group(weights[WEIGHT_KEYS[key]], std, config)
+            syn.w = weights[WEIGHT_KEYS[key]]
         learning_ops(syn, name)
         return syn
 
