@@ -83,6 +83,8 @@ from nmbrl_brian.results import write_csv_atomic
 CONFIGS = Path(__file__).resolve().parents[1] / "nmbrl_brian" / "configs"
 MAKE_RUN_CONFIG = CONFIGS / "cartpole_mbrl_cheap.toml"
 PARTS = ("mbrl", "model_free", "wm")
+#: The networks each agent's variant sets (the model-free agent has no world model).
+PREFIXES = {"mbrl": ("network", "world_model.network"), "model_free": ("network",)}
 THRESHOLD = 475.0
 NAN = float("nan")
 
@@ -106,8 +108,8 @@ def variants(weight_bits, trace_bits) -> dict[str, dict]:
     return out
 
 
-def numerics_overrides(v: dict, prefixes=("network", "world_model.network")) -> list[str]:
-    """``--set`` items giving a variant's numerics to the agent's and the world model's networks."""
+def numerics_overrides(v: dict, prefixes: tuple[str, ...]) -> list[str]:
+    """``--set`` items giving a variant's numerics to the networks under ``prefixes``."""
     if v["numerics"] == "float":
         return []
     return [
@@ -262,14 +264,16 @@ def draw(per_seed: pd.DataFrame, names: list[str], path: Path) -> None:
         top.scatter(df.variant.map(x), df.steps_to_475, color=colour, alpha=0.4, s=12)
         med = [median_steps(df[df.variant == n]["steps_to_475"]) for n in names]
         top.plot(range(len(names)), med, marker="o", color=colour, label=f"{part} (median)")
-    top.set_yscale("log")
+    if (per_seed.steps_to_475 > 0).any():
+        top.set_yscale("log")
     top.set_ylabel("real steps to 475")
     top.legend(fontsize="small")
     wm = per_seed[per_seed.part == "wm"]
     if len(wm):
         bottom.scatter(wm.variant.map(x), wm.wm_nmse, color="tab:green", alpha=0.4, s=12)
         bottom.plot(range(len(names)), [wm[wm.variant == n]["wm_nmse"].median() for n in names], "o-", color="tab:green")
-        bottom.set_yscale("log")
+        if (wm.wm_nmse > 0).any():
+            bottom.set_yscale("log")
     bottom.set_ylabel("world-model one-step NMSE")
     bottom.set_xticks(range(len(names)), names)
     bottom.set_xlabel("numerics (w<b>: weight bits; _t<t>: trace bits)")
@@ -294,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         plan = variants(weights, traces)
         agents = {k: v for k, v in run_plan(args.quick).items() if k in parts}
         jobs = {
-            (part, name): (path, [*overrides, *numerics_overrides(v)])
+            (part, name): (path, [*overrides, *numerics_overrides(v, PREFIXES[part])])
             for part, (path, overrides) in agents.items()
             for name, v in plan.items()
         }
