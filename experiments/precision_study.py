@@ -131,10 +131,10 @@ def run_plan(quick: bool) -> dict[str, tuple[Path, list[str]]]:
                     stop,
                     *small,
                     "total_env_steps=200",
-                    "model_based.dream_steps=200",
+                    "model_based.dream_steps=100",
                     "model_based.dream_chunk=100",
                     "world_model.network.n_recurrent=40",
-                    "world_model.min_updates=300",
+                    "world_model.min_updates=200",
                 ],
             ),
             "model_free": (
