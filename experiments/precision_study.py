@@ -23,7 +23,11 @@ Each variant is given to the agent's network and to the world model's alike. Par
     the model-based agent's world model (the ``world_model`` table of the make run config) trained
     alone (:meth:`SNNWorldModel.fit`) on 1,000 random-policy transitions, and its one-step NMSE of
     the state change (mean over the four dimensions, :func:`one_step_metrics`) on 2,000 held-out
-    random-policy transitions (seeds ``10_000 + seed``).
+    random-policy transitions (seeds ``10_000 + seed``). What the widths reach there: its spiking
+    layer's input and recurrent weights, currents and filtered spikes; its readouts and direct
+    pathway stay float (:mod:`~nmbrl_brian.equations.fixed_point`), and in the make run config only
+    they learn (``world_model.network.hidden_learning = false``), so the NMSE measures how well the
+    float readouts decode a quantised spiking layer.
 
 Energy: each run counts its own operations (spikes, synaptic events, weight updates of the
 fixed-point network as of the float one: the counts are the run's, the widths do not change a
