@@ -259,7 +259,7 @@ def draw(per_seed: pd.DataFrame, names: list[str], path: Path) -> None:
     """Steps to 475 (per seed and median, per agent) and world-model NMSE against the variant."""
     import matplotlib.pyplot as plt
 
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 7), sharex=True)
+    _, (top, bottom) = plt.subplots(2, 1, figsize=(7, 7), sharex=True)
     x = {name: i for i, name in enumerate(names)}
     for part, colour in (("mbrl", "tab:red"), ("model_free", "tab:blue")):
         df = per_seed[per_seed.part == part]
@@ -275,7 +275,12 @@ def draw(per_seed: pd.DataFrame, names: list[str], path: Path) -> None:
     wm = per_seed[per_seed.part == "wm"]
     if len(wm):
         bottom.scatter(wm.variant.map(x), wm.wm_nmse, color="tab:green", alpha=0.4, s=12)
-        bottom.plot(range(len(names)), [wm[wm.variant == n]["wm_nmse"].median() for n in names], "o-", color="tab:green")
+        bottom.plot(
+            range(len(names)),
+            [wm[wm.variant == n]["wm_nmse"].median() for n in names],
+            "o-",
+            color="tab:green",
+        )
         if (wm.wm_nmse > 0).any():
             bottom.set_yscale("log")
     bottom.set_ylabel("world-model one-step NMSE")
@@ -286,9 +291,13 @@ def draw(per_seed: pd.DataFrame, names: list[str], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = experiment_parser(__doc__.splitlines()[0])
-    parser.add_argument("--only", default=",".join(PARTS), help="parts to run among mbrl,model_free,wm (default all)")
+    parser.add_argument(
+        "--only", default=",".join(PARTS), help="parts to run among mbrl,model_free,wm (default all)"
+    )
     parser.add_argument("--weight-bits", default=None, help="weight widths (default 4,6,8,12; --quick: 4,8)")
-    parser.add_argument("--trace-bits", default=None, help="trace widths at 8 weight bits (default 8,10; --quick: none)")
+    parser.add_argument(
+        "--trace-bits", default=None, help="trace widths at 8 weight bits (default 8,10; --quick: none)"
+    )
     args = parser.parse_args(argv)
 
     def body():
@@ -297,7 +306,9 @@ def main(argv: list[str] | None = None) -> int:
         unknown = sorted(set(parts) - set(PARTS))
         if unknown or not parts:
             raise ConfigError("--only", "parts among " + ",".join(PARTS), args.only)
-        weights = parse_bits(args.weight_bits or ("4,8" if args.quick else "4,6,8,12"), "--weight-bits", 2, 16)
+        weights = parse_bits(
+            args.weight_bits or ("4,8" if args.quick else "4,6,8,12"), "--weight-bits", 2, 16
+        )
         traces = parse_bits(args.trace_bits or ("" if args.quick else "8,10"), "--trace-bits", 8, 24)
         plan = variants(weights, traces)
         agents = {k: v for k, v in run_plan(args.quick).items() if k in parts}
@@ -316,10 +327,12 @@ def main(argv: list[str] | None = None) -> int:
         if "wm" in parts:
             items = [(name, v, s) for name, v in plan.items() for s in range(args.seeds)]
             values = parallel_map(functools.partial(wm_nmse, out=out, quick=args.quick), items, args.workers)
-            rows += [{"part": "wm", "variant": n, "seed": s, "wm_nmse": x} for (n, _, s), x in zip(items, values)]
+            rows += [
+                {"part": "wm", "variant": n, "seed": s, "wm_nmse": x} for (n, _, s), x in zip(items, values)
+            ]
         per_seed = pd.DataFrame(rows)
         for col in ("steps_to_475", "loihi_j_to_475", "final_return", "wm_nmse"):
-            per_seed[col] = per_seed[col] if col in per_seed else NAN
+            per_seed[col] = per_seed.get(col, NAN)
         per_seed["weight_bits"] = per_seed.variant.map(lambda n: plan[n]["weight_bits"])
         per_seed["trace_bits"] = per_seed.variant.map(lambda n: plan[n]["trace_bits"])
         columns = ["variant", "weight_bits", "trace_bits", "part", "seed", "steps_to_475", "loihi_j_to_475"]
@@ -342,7 +355,9 @@ def main(argv: list[str] | None = None) -> int:
             "float_mbrl_steps_to_475_median": figure(fl, "mbrl_steps_to_475_median"),
             "fixed8_seeds_solved": f"{'nan' if np.isnan(solved) else int(solved)}/{args.seeds}",
             "fixed8_wm_nmse_1000": figure(w8, "wm_nmse_median"),
-            "min_weight_bits_solving": min_weight_bits_solving(summary, args.seeds) if "mbrl" in parts else NAN,
+            "min_weight_bits_solving": min_weight_bits_solving(summary, args.seeds)
+            if "mbrl" in parts
+            else NAN,
         }
 
     return run_main(body)

@@ -47,7 +47,11 @@ def test_precision_study_quick(tmp_path):
     last = proc.stdout.strip().splitlines()[-1]
     figures = dict(item.split("=", 1) for item in last.split())
     assert list(figures) == KEYS, f"headline: {last}"
-    for key in ("fixed8_mbrl_steps_to_475_median", "float_mbrl_steps_to_475_median", "min_weight_bits_solving"):
+    for key in (
+        "fixed8_mbrl_steps_to_475_median",
+        "float_mbrl_steps_to_475_median",
+        "min_weight_bits_solving",
+    ):
         float(figures[key])  # a number or nan
     assert figures["fixed8_seeds_solved"] in ("0/1", "1/1")
     nmse = float(figures["fixed8_wm_nmse_1000"])
@@ -75,7 +79,9 @@ def test_precision_study_quick(tmp_path):
     assert load_config_json(run / "config.json").network.numerics == "float"
 
 
-@pytest.mark.parametrize("bad", [["--weight-bits", "0"], ["--only", "nope"], ["--trace-bits", "6"], ["--seeds", "0"]])
+@pytest.mark.parametrize(
+    "bad", [["--weight-bits", "0"], ["--only", "nope"], ["--trace-bits", "6"], ["--seeds", "0"]]
+)
 def test_bad_input_exits_2_before_any_output(tmp_path, bad):
     out = tmp_path / "x"
     proc = run_script("--quick", "--out", str(out), *bad, timeout=120)
@@ -110,9 +116,15 @@ def test_full_plan_budgets_and_numerics():
     assert list(plan) == ["w4", "w6", "w8", "w12", "w8_t8", "w8_t10", "float"]
     budgets = {"mbrl": 1500, "model_free": 40_000}
     for part, (path, overrides) in script.run_plan(False).items():
-        config = load_config(path, [*overrides, *script.numerics_overrides(plan["w8_t10"], script.PREFIXES[part])])
+        config = load_config(
+            path, [*overrides, *script.numerics_overrides(plan["w8_t10"], script.PREFIXES[part])]
+        )
         assert config.total_env_steps == budgets[part] and config.stop_at_return == 475
         assert config.device == "cpp_standalone"
-        assert (config.network.numerics, config.network.weight_bits, config.network.trace_bits) == ("fixed", 8, 10)
+        assert (config.network.numerics, config.network.weight_bits, config.network.trace_bits) == (
+            "fixed",
+            8,
+            10,
+        )
         if part == "mbrl":
             assert config.world_model.network.trace_bits == 10
