@@ -71,7 +71,7 @@ import numpy as np
 import pandas as pd
 
 from nmbrl_brian import seeding
-from nmbrl_brian.config import parse_override, from_dict, load_config, set_nested
+from nmbrl_brian.config import from_dict, load_config, parse_override, set_nested
 from nmbrl_brian.devices import reset_device, select_device
 from nmbrl_brian.envs import EnvironmentWrapper
 from nmbrl_brian.envs.env_loop import EnvLoop

@@ -17,7 +17,7 @@ from nmbrl_brian.equations.population_code import EncodingConfig
 from nmbrl_brian.errors import ConfigError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_spiking_actor_critic import AGENT, SMALL  # noqa: E402
+from test_spiking_actor_critic import AGENT, SMALL
 
 
 def test_numpy_encoder_zeroes_values_below_the_cutoff_and_keeps_the_rest():
