@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import script_helpers
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "experiments" / "precision_study.py"
@@ -23,21 +24,11 @@ KEYS = [
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("precision_study", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return script_helpers.load_script(SCRIPT)
 
 
-def run_script(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-    )
+def run_script(*args: str, timeout: int = 900):
+    return script_helpers.run_script(SCRIPT, *args, timeout=timeout)
 
 
 def test_precision_study_quick(tmp_path):

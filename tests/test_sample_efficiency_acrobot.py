@@ -3,15 +3,16 @@ figures read from a ``world_model_quality.py`` folder, and bad input refused bef
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import script_helpers
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = "experiments/sample_efficiency.py"
@@ -32,23 +33,15 @@ KEYS = [
     "acrobot_wm_nmse_1000",
 ]
 
-
-def run_script(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, *args], check=False, capture_output=True, text=True, timeout=timeout, cwd=ROOT
-    )
-
-
-def headline(stdout: str) -> dict[str, str]:
-    last = stdout.strip().splitlines()[-1]
-    return dict(item.split("=", 1) for item in last.split())
+headline = script_helpers.headline
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("sample_efficiency", ROOT / SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return script_helpers.load_script(SCRIPT)
+
+
+def run_script(*args: str, timeout: int = 900):
+    return script_helpers.run_script(*args, timeout=timeout)
 
 
 def wm_folder(path: Path, env_id: str = "Acrobot-v1") -> Path:
