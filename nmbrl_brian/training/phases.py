@@ -212,6 +212,7 @@ def dream_cycle(
     if mb.dream_eval_first:
         if first_values:  # weights to start from must be in place before they are scored
             agent.loop.write(first_values)
+            first = model_values  # written once: the first dream needs only the model
         score = best = dreamed_evaluation(agent, model_values, mb.dream_eval_episodes, eval_starts)
         best_weights = agent.weight_values() if mb.keep_best_in_dream else None
     while done < mb.dream_steps and not solved():
