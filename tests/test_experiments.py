@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_script(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
-
-
-def headline(stdout: str) -> dict[str, str]:
-    last = stdout.strip().splitlines()[-1]
-    return dict(item.split("=", 1) for item in last.split())
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from script_helpers import headline, run_script
 
 
 def test_baseline_dense_quick_and_resumable(tmp_path):
