@@ -230,7 +230,10 @@ class WorldModelConfig:
     learning_rate: float = 1e-3
     """E-prop step size of the input and recurrent weights (per accumulated period gradient)."""
     readout_learning_rate: float = 2e-5
-    """Step size of the readout weights and biases (per accumulated period gradient)."""
+    """Step size of the readout weights and biases (per accumulated period gradient). Not
+    normalised: beside the normalised direct pathway, on states far beyond the range of the first
+    data (the code is fitted to it and kept) refits can make the weights grow without bound; 0
+    leaves the direct pathway to learn alone (the make run job; tests/test_world_model_drift.py)."""
     direct_readout: bool = True
     """Connect the signed state, action and bias inputs straight to the readouts of Δs and reward,
     learned by the readout rule (:mod:`nmbrl_brian.snn.direct_readout`); off: the readouts see only
