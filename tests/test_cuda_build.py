@@ -39,7 +39,9 @@ def test_closed_loop_generates_and_on_request_compiles_for_cuda(tmp_path, monkey
     if not compile_too:
         from nmbrl_brian import build_cache
 
-        monkeypatch.setattr(build_cache, "compile_project", lambda device, directory: compiled.append(directory))
+        monkeypatch.setattr(
+            build_cache, "compile_project", lambda device, directory: compiled.append(directory)
+        )
     reset_device()
     select_device("cuda_standalone", build_dir=tmp_path / "cuda")
     network = SpikingNetworkConfig(

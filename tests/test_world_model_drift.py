@@ -6,7 +6,7 @@ cart drifts and the whitened state inputs reach 30-85 standard deviations of tha
 the spiking readout learning beside the normalised direct pathway
 (``world_model.readout_learning_rate = 2e-5``), refits on such data made the weights grow about
 threefold per 100 transitions until the dream ended every episode at once (measured on the saved
-runs of seeds 1, 2, 4 and 5 of the make run job; this test's data make the same configuration reach
+runs of seeds 1, 2, 4 and 5 of the make run job, three of them with ``dream_eval_first``; this test's data make the same configuration reach
 weights above 1 by its fourth fit). The make run job learns the direct pathway only.
 """
 
@@ -40,8 +40,14 @@ def _transitions(n: int, rng: np.random.Generator, spread: float):
         action = int(rng.integers(2))
         nxt, reward, terminated, truncated, _ = env.step(action)
         data.append(
-            obs=obs, action=action, reward=reward, next_obs=nxt,
-            terminated=terminated, truncated=truncated, episode=episode, timestep=t,
+            obs=obs,
+            action=action,
+            reward=reward,
+            next_obs=nxt,
+            terminated=terminated,
+            truncated=truncated,
+            episode=episode,
+            timestep=t,
         )
         obs, t = np.asarray(nxt, dtype=float), t + 1
         if terminated or t >= 50:
