@@ -7,7 +7,9 @@ the spiking readout learning beside the normalised direct pathway
 (``world_model.readout_learning_rate = 2e-5``), refits on such data made the weights grow about
 threefold per 100 transitions until the dream ended every episode at once (measured on the saved
 runs of seeds 1, 2, 4 and 5 of the make run job, three of them with ``dream_eval_first``; this test's data make the same configuration reach
-weights above 1 by its fourth fit). The make run job learns the direct pathway only.
+weights above 1 by its fourth fit with 300 spiking neurons). The make run job learns the direct
+pathway only and keeps one spiking neuron; the test checks the shipped config and the same with
+the 300 neurons the world model had when it diverged.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+import pytest
 
 CONFIG = Path(__file__).parents[1] / "nmbrl_brian" / "configs" / "cartpole_mbrl_cheap.toml"
 
@@ -55,7 +58,8 @@ def _transitions(n: int, rng: np.random.Generator, spread: float):
     return data
 
 
-def test_make_run_world_model_stays_bounded_when_states_drift():
+@pytest.mark.parametrize("n_recurrent", [None, 300], ids=["shipped", "300_neurons"])
+def test_make_run_world_model_stays_bounded_when_states_drift(n_recurrent):
     from nmbrl_brian.config import load_config
     from nmbrl_brian.world_models.dataset import TransitionDataset
     from nmbrl_brian.world_models.snn_world_model import SNNWorldModel
@@ -66,10 +70,14 @@ def test_make_run_world_model_stays_bounded_when_states_drift():
     assert run.world_model.readout_learning_rate == 0.0
     # Fewer passes than the job (min_updates 2,000 instead of 10,000), so the test stays short.
     config = dataclasses.replace(run.world_model, min_updates=2000)
+    if n_recurrent is not None:
+        config = dataclasses.replace(
+            config, network=dataclasses.replace(config.network, n_recurrent=n_recurrent)
+        )
     model = SNNWorldModel.for_env("CartPole-v1", config=config, name_prefix="wm")
     for n in (100, 400, 700, 1000):  # refits on all data so far, as the model-based cycle does
         model.fit(data.subset(slice(0, n)))
-    weights = {k: np.abs(np.asarray(v)).max() for k, v in model.weights.items()}
+    weights = {k: np.abs(np.asarray(v)).max(initial=0.0) for k, v in model.weights.items()}
     assert weights["w_out"] == 0.0 and weights["b_out"] == 0.0
     assert weights["w_direct"] < 0.5, weights
     held_out = _transitions(200, np.random.default_rng(1), 2.0)
