@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 import script_helpers
 
 ROOT = Path(__file__).resolve().parents[1]
