@@ -426,6 +426,15 @@ class SpikingNetworkConfig:
         return math.exp(-self.dt_ms / self.tau_adapt_ms)
 
     @property
+    def period_gain(self) -> float:
+        """Membrane potential that a held unit drive builds up over one environment period from rest,
+        ``sum_{t<P} alpha**t = (1 - alpha**P) / (1 - alpha)`` (``P = steps_per_env_step``; without
+        spikes). A network with fewer, longer steps reaches the same end-of-period potential when its
+        input and recurrent weight scales grow by the ratio of the two gains (10 steps of 1 ms with
+        ``tau_m`` 20 ms: 8.07; 5 steps of 2 ms: 4.13)."""
+        return (1.0 - self.alpha**self.steps_per_env_step) / (1.0 - self.alpha)
+
+    @property
     def refractory_steps(self) -> int:
         """The refractory period in whole steps."""
         return int(round(self.refractory_ms / self.dt_ms))
