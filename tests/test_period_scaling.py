@@ -1,11 +1,10 @@
 """Fewer, longer network steps per environment step, with the weights re-derived for them.
 
 A held drive ``I`` charges the membrane over one period of ``P`` steps to
-``I * (1 - alpha**P) / (1 - alpha)`` (:attr:`SpikingNetworkConfig.period_gain`). The make run
-agent (``cartpole_mbrl_cheap.toml``) takes 5 steps of 2 ms where the 200-neuron agent
-(``cartpole_mbrl_200.toml``) takes 10 of 1 ms, and scales its input and recurrent weights by the
-ratio of the two gains, so that its neurons end a period at the same potential as the 10-step
-network's.
+``I * (1 - alpha**P) / (1 - alpha)`` (:attr:`SpikingNetworkConfig.period_gain`). The lean
+model-based agent (``cartpole_mbrl_lean.toml``) takes 5 steps of 2 ms where the make run agent takes
+10 of 1 ms, and scales its input and recurrent weights by the ratio of the two gains, so that its
+neurons end a period at the same potential as the 10-step network's.
 """
 
 from __future__ import annotations
@@ -71,9 +70,9 @@ def test_scaled_weights_give_the_same_end_of_period_potential():
         prefs.codegen.target = saved
 
 
-def test_the_make_run_agent_scales_the_10_step_weights_by_the_gain_ratio():
-    lean = load_config(CONFIGS / "cartpole_mbrl_cheap.toml", []).network
-    cheap = load_config(CONFIGS / "cartpole_mbrl_200.toml", []).network
+def test_the_lean_agent_scales_the_make_run_weights_by_the_gain_ratio():
+    lean = load_config(CONFIGS / "cartpole_mbrl_lean.toml", []).network
+    cheap = load_config(CONFIGS / "cartpole_mbrl_cheap.toml", []).network
     assert lean.steps_per_env_step < cheap.steps_per_env_step
     assert lean.period == cheap.period  # the same period as the world model's
     ratio = cheap.period_gain / lean.period_gain
