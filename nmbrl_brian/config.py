@@ -213,6 +213,9 @@ def unused_fields(config: RunConfig) -> dict[str, str]:
         unused["model_based.start_states"] = (
             "model_based.parallel dreams from all real states (the dreamer gets every one)"
         )
+        unused["model_based.learn_on_real"] = (
+            "with model_based.parallel the acting process learns nothing (the dreamer learns)"
+        )
     if config.agent.kind == "spiking_model_based":
         mb = config.model_based
         if mb.model != "spiking" or mb.model_patience == 0:

@@ -60,6 +60,11 @@ class ModelBasedConfig:
     keep_best_in_dream: bool = False
     """At the end of a cycle's dreaming, go on (act on the real environment, and learn) from the
     weights of the cycle's best dreamed evaluation rather than from the last ones."""
+    learn_on_real: bool = True
+    """Learn (actor and critic, online) while acting on the real environment, as the model-free
+    agent does. With ``false`` the real phase only collects transitions with the current policy
+    (exploring, learning off, no eligibility traces) and every weight change comes from the dreams,
+    where ``keep_best_in_dream`` and ``dream_eval_first`` guard it."""
     dream_eval_first: bool = False
     """Evaluate the policy in the dream before a cycle's first chunk: a policy whose dreamed return
     already reaches ``dream_stop_return`` is not trained in this cycle's dreams (0 dreamed steps),
@@ -73,6 +78,8 @@ class ModelBasedConfig:
             raise ConfigError("model_based.parallel", "true or false", self.parallel)
         if not isinstance(self.keep_best_in_dream, bool):
             raise ConfigError("model_based.keep_best_in_dream", "true or false", self.keep_best_in_dream)
+        if not isinstance(self.learn_on_real, bool):
+            raise ConfigError("model_based.learn_on_real", "true or false", self.learn_on_real)
         if not isinstance(self.dream_eval_first, bool):
             raise ConfigError("model_based.dream_eval_first", "true or false", self.dream_eval_first)
         for name, minimum in (

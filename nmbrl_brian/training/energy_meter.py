@@ -41,6 +41,8 @@ class EnergyMeter:
         active,
         phase: str,
         networks: list[tuple[Any, int, int]],
+        *,
+        inference: bool = False,
     ) -> dict[str, RunRecord]:
         """``loop.run(periods, values, active=active)``, adding its operations to ``phase``.
 
@@ -54,6 +56,9 @@ class EnergyMeter:
             The phase the run belongs to.
         networks : list of (e-prop network, steps per period, weights written per period)
             What computes in this phase.
+        inference : bool
+            Learning is off in this run (as in the phases of ``INFERENCE_PHASES``): no trace or
+            weight updates are counted.
         """
         before = [activity_marks(e, loop.value, spikes=not loop.standalone) for e, _, _ in networks]
         records = loop.run(periods, values, active=active)
@@ -64,7 +69,7 @@ class EnergyMeter:
         for (eprop, steps_per_period, learned), mark in zip(networks, before):
             after = activity_marks(eprop, loop.value)
             counts, traces = counts_between(eprop, mark, after, ran * steps_per_period, learned * ran)
-            if phase in INFERENCE_PHASES:  # inference: a chip computes no eligibility traces with learning off
+            if inference or phase in INFERENCE_PHASES:  # inference: a chip computes no eligibility traces with learning off
                 counts = dataclasses.replace(counts, synapse_updates=0, weight_updates=0)
             self.counts[phase] = self.counts.get(phase, OperationCounts()) + counts
             old = self.traces.get(phase, {"performed": 0, "skipped": 0, "total": 0})

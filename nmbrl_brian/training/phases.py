@@ -64,6 +64,9 @@ class Phase:
     """Units one run did, from its records (and any bookkeeping the phase does after a run)."""
     chunk: int | None = None
     """Periods per runtime run (default: what is left of the budget)."""
+    learning: bool = True
+    """Whether the agent learns in this phase (False: metered as inference, no traces or weight
+    updates, like an evaluation)."""
     done: int = field(default=0)
     """Units done so far."""
 
@@ -78,7 +81,9 @@ def run_phase(agent, phase: Phase) -> int:
     loop, values = agent.loop, phase.values
     while phase.done < phase.budget:
         periods = loop.periods_per_run if loop.standalone else (phase.chunk or phase.budget - phase.done)
-        records = agent.meter.run(loop, periods, values, phase.active, phase.name, agent.networks(phase.name))
+        records = agent.meter.run(
+            loop, periods, values, phase.active, phase.name, agent.networks(phase.name), inference=not phase.learning
+        )
         values = {}
         phase.done += phase.counter(records)
     return phase.done
@@ -114,8 +119,9 @@ class Real:
     """Act and learn on the real environment for ``cycle.steps`` real steps.
 
     ``fresh_episodes``: start fresh episodes (a model-based cycle: the episode in progress is
-    abandoned, in the transition log too); ``acting_only``: act with the dreamer's latest
-    weights and learn nothing (concurrent mode).
+    abandoned, in the transition log too, and the agent learns only if
+    ``model_based.learn_on_real``); ``acting_only``: act with the dreamer's latest weights and
+    learn nothing (concurrent mode).
     """
 
     fresh_episodes: bool = False
@@ -130,7 +136,7 @@ class Real:
         else:
             values = {
                 **(agent.dreamer_link().latest_weights() if self.acting_only else {}),
-                **agent.part.mode(learning=not self.acting_only, explore=cycle.explore, step_budget=steps),
+                **agent.part.mode(learning=self.learns(agent), explore=cycle.explore, step_budget=steps),
                 **agent.part.fresh_episode(),
                 **agent.env_part.new_episode(),
                 **agent.real_values(),
@@ -147,7 +153,12 @@ class Real:
             ran, counted[0] = env_loop.env_steps - counted[0], env_loop.env_steps
             return ran
 
-        run_phase(agent, Phase("real", agent.real_parts(), values, steps, counter))
+        learning = not self.fresh_episodes or self.learns(agent)
+        run_phase(agent, Phase("real", agent.real_parts(), values, steps, counter, learning=learning))
+
+    def learns(self, agent) -> bool:
+        """Whether the agent learns in a model-based cycle's real phase."""
+        return not self.acting_only and agent.model_based.learn_on_real
 
 
 @dataclass(frozen=True)
