@@ -155,6 +155,7 @@ MB = ["agent.kind=spiking_model_based", "model_based.model=spiking"]
             "world_model.termination_positive_weight",
         ),
         ([*MB, "model_based.parallel=true", "model_based.start_states=50"], "model_based.start_states"),
+        ([*MB, "model_based.parallel=true", "model_based.learn_on_real=false"], "model_based.learn_on_real"),
     ],
 )
 def test_fields_the_model_based_cycle_never_reads_are_refused(overrides, field):

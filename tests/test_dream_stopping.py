@@ -223,3 +223,27 @@ def test_the_cycle_counts_its_world_model_passes_and_the_rule_shortens_them(tmp_
     b = pd.read_csv(short / "metrics.csv").query("policy == 'current'")["model_passes"].tolist()
     assert a == [0, 15, 23], f"every pass min_updates asks for (1,500 / 100, then 1,500 / 200 rounded up): {a}"
     assert b[0] == 0 and 2 <= b[1] < a[1] and b[2] - b[1] < a[2] - a[1], f"the rule stops early: {b} vs {a}"
+
+
+@pytest.mark.parametrize("learn_on_real", [True, False])
+def test_a_real_phase_learns_only_with_learn_on_real(learn_on_real):
+    """With ``learn_on_real = false`` a model-based real phase collects transitions with the
+    current weights and changes none of them, and it is metered as inference (no trace or weight
+    updates); with the default it learns online as the model-free agent does."""
+    from nmbrl_brian.envs.env_loop import EnvLoop
+
+    agent = _agent(f"model_based.learn_on_real={str(learn_on_real).lower()}")
+    before = agent.weights()
+    env_loop = EnvLoop(EnvironmentWrapper(), seed=0)
+    phases.Real(fresh_episodes=True).run(agent, phases.Cycle(env_loop, 60))
+    assert env_loop.env_steps == 60 and len(agent.real_transitions.obs) == 60, "every real step is collected"
+    after = agent.weights()
+    changed = [k for k in before if not np.array_equal(before[k], after[k])]
+    counts = agent.meter.counts["real"]
+    assert counts.neuron_updates > 0 and counts.spikes > 0, "the real phase computes and is metered"
+    if learn_on_real:
+        assert changed, "learning on: the real phase changed the weights"
+        assert counts.synapse_updates > 0 and counts.weight_updates > 0
+    else:
+        assert not changed, f"learning off: the real phase changed {changed}"
+        assert counts.synapse_updates == 0 and counts.weight_updates == 0, "metered as inference"
