@@ -27,7 +27,7 @@ $(STAMP): $(BIN)/python setup.cfg pyproject.toml Makefile
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/nmbrl run --config nmbrl_brian/configs/cartpole_mbrl_cheap.toml
+	$(BIN)/nmbrl run --config nmbrl_brian/configs/cartpole_mbrl_lean.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -11,7 +11,7 @@ updates.
 Agents (seeds ``0..N-1``):
 
 ``model_based``
-    the spiking model-based agent (``cartpole_mbrl_cheap.toml``, the ``make run`` config,
+    the spiking model-based agent (``cartpole_mbrl_lean.toml``, the ``make run`` config,
     cpp_standalone), 1,500 real steps, evaluated every 100 (as its config says); ``--quick`` runs
     it in runtime mode (no compile);
 ``spiking``
@@ -69,7 +69,7 @@ from nmbrl_brian.plotting import plot_return_vs_energy, save_figure
 from nmbrl_brian.results import write_csv_atomic
 
 CONFIGS = Path(__file__).resolve().parents[1] / "nmbrl_brian" / "configs"
-MAKE_RUN_CONFIG = CONFIGS / "cartpole_mbrl_cheap.toml"
+MAKE_RUN_CONFIG = CONFIGS / "cartpole_mbrl_lean.toml"
 EARLY = list(range(100, 2001, 100))
 COLOURS = {"model_based": "tab:red", "spiking": "tab:blue", "dense": "tab:green", "ppo": "tab:grey"}
 THRESHOLD = 475.0

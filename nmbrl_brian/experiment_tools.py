@@ -185,14 +185,20 @@ def nj_per_period(energy: pd.DataFrame, agent: str, phase: str) -> pd.Series:
 
 def per_decision_table(energy: pd.DataFrame, agents: Sequence[str]) -> pd.DataFrame:
     """``agent, profile, nj_per_decision, nj_per_learning_step`` of spiking agents: the evaluation
-    phase's energy per period (greedy, learning off) and the real phase's (acting and learning)."""
+    phase's energy per period (greedy, learning off) and that of the phase where the agent acts
+    and learns: the dream for a model-based agent (its real phase may only act:
+    ``model_based.learn_on_real``), the real phase for a model-free one."""
+
+    def learning_phase(agent: str) -> str:
+        return "dream" if ((energy.agent == agent) & (energy.phase == "dream")).any() else "real"
+
     return pd.concat(
         [
             pd.DataFrame(
                 {
                     "agent": agent,
                     "nj_per_decision": nj_per_period(energy, agent, "evaluation"),
-                    "nj_per_learning_step": nj_per_period(energy, agent, "real"),
+                    "nj_per_learning_step": nj_per_period(energy, agent, learning_phase(agent)),
                 }
             )
             .rename_axis("profile")
