@@ -14,7 +14,7 @@ Variants (``network.numerics`` and ``world_model.network.numerics``, :mod:`nmbrl
 Each variant is given to the agent's network and to the world model's alike. Parts (``--only``):
 
 ``mbrl``
-    the spiking model-based agent (``cartpole_mbrl_cheap.toml``, the ``make run`` config,
+    the spiking model-based agent (``cartpole_mbrl_lean.toml``, the ``make run`` config,
     cpp_standalone), at most 1,500 real steps, stopping at its first greedy evaluation >= 475;
 ``model_free``
     the spiking model-free actor-critic (``cartpole_snn.toml``, cpp_standalone), at most 40,000 real
@@ -85,7 +85,7 @@ from nmbrl_brian.plotting import save_figure
 from nmbrl_brian.results import write_csv_atomic
 
 CONFIGS = Path(__file__).resolve().parents[1] / "nmbrl_brian" / "configs"
-MAKE_RUN_CONFIG = CONFIGS / "cartpole_mbrl_cheap.toml"
+MAKE_RUN_CONFIG = CONFIGS / "cartpole_mbrl_lean.toml"
 PARTS = ("mbrl", "model_free", "wm")
 #: The networks each agent's variant sets (the model-free agent has no world model).
 PREFIXES = {"mbrl": ("network", "world_model.network"), "model_free": ("network",)}
