@@ -34,7 +34,8 @@ evaluations, agent construction and -- in cpp_standalone -- the project's compil
 happens at the first evaluation before any training, are not in it). PPO has no energy and
 its ``metrics`` carry no training time: its ``wall_s_total`` is the whole run's, evaluations
 included. Per decision: the evaluation phase's energy (greedy, learning off) over its periods
-of network time; per learning step: the real phase's energy over its periods.
+of network time; per learning step: the energy of the phase that learns over its periods (the
+model-based agent's dream, the model-free agent's real phase).
 
 Writes under ``--out``: ``per_seed.csv`` (tidy: agent, seed, profile, joules_to_475,
 steps_to_475, wall_s_to_475, final_return, final_env_steps), ``summary.csv`` (medians per
@@ -339,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
             return float(np.median(rows)) * scale if len(rows) else float("nan")
 
         mb = loihi[loihi.agent == "model_based"]
-        snn = per_decision[(per_decision.agent == "spiking") & (per_decision.profile == "loihi")]
+        # the spiking agent as configured for make run: the model-based agent's greedy decision
+        snn = per_decision[(per_decision.agent == "model_based") & (per_decision.profile == "loihi")]
         return {
             "mbrl_steps_to_475_median": median_steps(mb["steps_to_475"]),
             "mbrl_mj_to_475_loihi_median": median("model_based", "joules_to_475", 1e3),
