@@ -177,7 +177,8 @@ def without_evaluations(curve: pd.DataFrame, metrics: pd.DataFrame, episodes: in
     An evaluation of mean return ``R`` over ``episodes`` CartPole episodes takes ``R * episodes``
     greedy decisions (one reward per step). The first evaluation comes before any training, so
     its energy over its decisions is the price of one greedy decision on each profile; the
-    evaluations up to each point are removed at that price.
+    evaluations up to each point are removed at that price. Before any training (env_steps 0)
+    the training energy is 0 exactly (not a rounding residue of the subtraction).
     """
     rows = metrics.drop_duplicates("env_steps", keep="last").sort_values("env_steps", kind="stable")
     if rows.empty or rows["env_steps"].iloc[0] != 0:
@@ -186,7 +187,8 @@ def without_evaluations(curve: pd.DataFrame, metrics: pd.DataFrame, episodes: in
     decisions.index = rows["env_steps"].to_numpy()
     first = curve[curve["env_steps"] == 0].set_index("profile")["joules"] / decisions.loc[0]
     spent = curve["env_steps"].map(decisions) * curve["profile"].map(first)
-    return curve.assign(joules=(curve["joules"] - spent).clip(lower=0.0))
+    joules = (curve["joules"] - spent).where(curve["env_steps"] > 0, 0.0)
+    return curve.assign(joules=joules.clip(lower=0.0))
 
 
 def per_seed_table(metrics: dict[str, pd.DataFrame], curves: pd.DataFrame, profiles) -> pd.DataFrame:

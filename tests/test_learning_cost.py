@@ -163,3 +163,8 @@ def test_dense_evaluations_are_taken_out_of_its_training_energy():
     )
     out = script.without_evaluations(curve, metrics, episodes=2)
     assert out["joules"].tolist() == pytest.approx([0.0, 1000.0, 2000.0, 0.0, 3000.0, 6000.0])
+    # before training the energy is 0 exactly, not a rounding residue (a log axis would draw it)
+    # (with these values j - (j / d) * d is 1.7e-21, not 0)
+    awkward = pd.DataFrame({"env_steps": [0, 100], "profile": ["a", "a"], "joules": [1.23456789e-05, 1.0]})
+    first = pd.DataFrame({"env_steps": [0, 100], "return_mean": [96.5, 100.0]})
+    assert script.without_evaluations(awkward, first, episodes=2)["joules"].iloc[0] == 0.0
