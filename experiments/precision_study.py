@@ -296,7 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--weight-bits", default=None, help="weight widths (default 4,6,8,12; --quick: 4,8)")
     parser.add_argument(
-        "--trace-bits", default=None, help="trace widths at 8 weight bits (default 8,10; --quick: none)"
+        "--trace-bits",
+        default=None,
+        help='trace widths at 8 weight bits (default 8,10; --quick or "": none)',
     )
     args = parser.parse_args(argv)
 
@@ -309,7 +311,10 @@ def main(argv: list[str] | None = None) -> int:
         weights = parse_bits(
             args.weight_bits or ("4,8" if args.quick else "4,6,8,12"), "--weight-bits", 2, 16
         )
-        traces = parse_bits(args.trace_bits or ("" if args.quick else "8,10"), "--trace-bits", 8, 24)
+        default_traces = "" if args.quick else "8,10"
+        traces = parse_bits(
+            default_traces if args.trace_bits is None else args.trace_bits, "--trace-bits", 8, 24
+        )  # --trace-bits "": no trace variants
         plan = variants(weights, traces)
         agents = {k: v for k, v in run_plan(args.quick).items() if k in parts}
         jobs = {
