@@ -69,7 +69,7 @@ class EnergyMeter:
         for (eprop, steps_per_period, learned), mark in zip(networks, before):
             after = activity_marks(eprop, loop.value)
             counts, traces = counts_between(eprop, mark, after, ran * steps_per_period, learned * ran)
-            if inference or phase in INFERENCE_PHASES:  # inference: a chip computes no eligibility traces with learning off
+            if inference or phase in INFERENCE_PHASES:  # a chip computes no traces with learning off
                 counts = dataclasses.replace(counts, synapse_updates=0, weight_updates=0)
             self.counts[phase] = self.counts.get(phase, OperationCounts()) + counts
             old = self.traces.get(phase, {"performed": 0, "skipped": 0, "total": 0})

@@ -131,12 +131,13 @@ class Real:
         env_loop, steps = cycle.env_loop, cycle.steps
         agent.training_loop = env_loop
         agent.attach(env_loop)
+        learning = self.learns(agent)
         if not self.fresh_episodes:
-            values = agent.part.mode(learning=True, explore=cycle.explore)
+            values = agent.part.mode(learning=learning, explore=cycle.explore)
         else:
             values = {
                 **(agent.dreamer_link().latest_weights() if self.acting_only else {}),
-                **agent.part.mode(learning=self.learns(agent), explore=cycle.explore, step_budget=steps),
+                **agent.part.mode(learning=learning, explore=cycle.explore, step_budget=steps),
                 **agent.part.fresh_episode(),
                 **agent.env_part.new_episode(),
                 **agent.real_values(),
@@ -153,11 +154,13 @@ class Real:
             ran, counted[0] = env_loop.env_steps - counted[0], env_loop.env_steps
             return ran
 
-        learning = not self.fresh_episodes or self.learns(agent)
         run_phase(agent, Phase("real", agent.real_parts(), values, steps, counter, learning=learning))
 
     def learns(self, agent) -> bool:
-        """Whether the agent learns in a model-based cycle's real phase."""
+        """Whether the agent learns in this real phase: always model-free; in a model-based cycle
+        (``fresh_episodes``) unless acting only or ``model_based.learn_on_real`` is false."""
+        if not self.fresh_episodes:
+            return True
         return not self.acting_only and agent.model_based.learn_on_real
 
 
