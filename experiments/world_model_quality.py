@@ -52,8 +52,8 @@ Usage::
 
     python experiments/world_model_quality.py --transitions 100,300,1000,5000 --seeds 5 \\
         --out results/wm_quality
-    python experiments/world_model_quality.py --env Acrobot-v1 --transitions 1000 --seeds 2 \\
-        --skip-timing --set world_model.network.n_recurrent=400 --out results/wm_quality_acrobot
+    python experiments/world_model_quality.py --env Acrobot-v1 --transitions 1000 --seeds 5 \\
+        --skip-timing --out results/wm_quality_acrobot
 """
 
 from __future__ import annotations
@@ -95,6 +95,8 @@ class Task:
 
     dense_config: str
     """The dense twin's config (under ``nmbrl_brian/configs``), trained into the good policy."""
+    model_config: str
+    """The model-based config whose ``world_model`` section the spiking variants start from."""
     good_return: float
     """Greedy evaluation mean at which the dense twin counts as a good policy."""
     good_max_steps: int
@@ -111,8 +113,8 @@ _ACROBOT = (
     ("1", "1", "1", "1", "rad/s", "rad/s"),
 )
 TASKS = {
-    "CartPole-v1": Task("cartpole_dense.toml", 475.0, 200_000, *_CARTPOLE, "20 ms"),
-    "Acrobot-v1": Task("acrobot_dense.toml", -100.0, 100_000, *_ACROBOT, "200 ms"),
+    "CartPole-v1": Task("cartpole_dense.toml", "cartpole_mbrl.toml", 475.0, 200_000, *_CARTPOLE, "20 ms"),
+    "Acrobot-v1": Task("acrobot_dense.toml", "acrobot_mbrl.toml", -100.0, 100_000, *_ACROBOT, "200 ms"),
 }
 #: The spiking variants: the full model and its two ablations (world-model settings on top of ``--set``).
 SNN_VARIANTS = {
@@ -332,9 +334,10 @@ def standalone_timing(env_id: str, config: WorldModelConfig, train, out: Path, e
 
 
 def snn_config(
-    seed: int, sizes: dict, n_train: int, overrides: tuple[str, ...] = (), variant: str = "snn"
+    env_id: str, seed: int, sizes: dict, n_train: int, overrides: tuple[str, ...] = (), variant: str = "snn"
 ) -> WorldModelConfig:
-    """The spiking world model of one seed: learned termination, one run per epoch, then the
+    """The spiking world model of one seed: the ``world_model`` section of the task's model-based
+    config (:attr:`Task.model_config`) with learned termination and one run per epoch, then the
     ``--set`` items (``world_model.KEY=VALUE``), then the settings of ``variant`` (:data:`SNN_VARIANTS`).
 
     Raises
@@ -343,7 +346,8 @@ def snn_config(
         On an item that is not ``world_model.KEY=VALUE`` or a bad key or value.
     """
     epochs = {"epochs": sizes["snn_epochs"], "min_updates": 0} if "snn_epochs" in sizes else {}
-    config = WorldModelConfig(termination="learned", seed=seed, periods_per_run=n_train, **epochs)
+    base = load_config(CONFIGS / TASKS[env_id].model_config).world_model
+    config = dataclasses.replace(base, termination="learned", seed=seed, periods_per_run=n_train, **epochs)
     data: dict = {}
     for item in overrides:
         keys, value = parse_override(item)
@@ -380,7 +384,7 @@ def run_size(
     train = data["train"].subset(slice(0, n_train))
     models, logs = {}, []
     for name in SNN_VARIANTS:
-        models[name], log = train_snn(env_id, name, snn_config(seed, sizes, n_train, overrides, name), train)
+        models[name], log = train_snn(env_id, name, snn_config(env_id, seed, sizes, n_train, overrides, name), train)
         logs.append(log)
     snn = models["snn"]
     models["linear"] = LinearWorldModel.for_env(env_id, use_termination_fn=False).fit(train)
@@ -498,9 +502,9 @@ def main(argv: list[str] | None = None) -> int:
             parse_transitions(args.transitions) if args.transitions is not None else sizes["transitions"]
         )
         largest = max(transitions)
-        timing_config = snn_config(0, sizes, largest, overrides)  # checks --set before anything runs
+        timing_config = snn_config(env_id, 0, sizes, largest, overrides)  # checks --set before anything runs
         for variant in SNN_VARIANTS:
-            snn_config(0, sizes, largest, overrides, variant)
+            snn_config(env_id, 0, sizes, largest, overrides, variant)
         record = {
             "world_model": dataclasses.asdict(timing_config),
             "variants": SNN_VARIANTS,
