@@ -12,6 +12,7 @@ file that cannot be written, e.g. on a full disk (one line naming the file, exit
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from nmbrl_brian.devices import DEVICES
@@ -135,14 +136,29 @@ def _cmd_run(args) -> int:
     current = training_rows(metrics)
     last = current.iloc[-1]
     kept = metrics[metrics["policy"] == "kept"] if "policy" in metrics else metrics.iloc[:0]
+    threshold = solved_return(json.loads((run_dir / "config.json").read_text())["env_id"])
     print(f"results: {run_dir}")
     print(
         f"env_steps={int(last.env_steps)} final_return_mean={last.return_mean:.1f} "
         f"best_return_mean={current.return_mean.max():.1f} "
         + (f"kept_policy_return_mean={kept.return_mean.iloc[-1]:.1f} " if len(kept) else "")
-        + f"steps_to_475={steps_to_threshold(metrics):.0f} wall_s={last.wall_s:.1f}"
+        + f"steps_to_{threshold:g}={steps_to_threshold(metrics, threshold):.0f} wall_s={last.wall_s:.1f}".replace(
+            "steps_to_-", "steps_to_minus"
+        )
     )
     return 0
+
+
+def solved_return(env_id: str) -> float:
+    """The return at which gymnasium calls ``env_id`` solved (its spec's ``reward_threshold``:
+    CartPole-v1 475, Acrobot-v1 -100), 475 for a task without one."""
+    import gymnasium
+
+    try:
+        threshold = gymnasium.spec(env_id).reward_threshold
+    except gymnasium.error.Error:  # an imported module:Env task, or an unknown id
+        threshold = None
+    return 475.0 if threshold is None else float(threshold)
 
 
 def _cmd_build(args) -> int:

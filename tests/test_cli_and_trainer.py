@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nmbrl_brian.cli import main
+from nmbrl_brian.cli import main, solved_return
 from nmbrl_brian.config import load_config
 from nmbrl_brian.results import METRIC_COLUMNS
 from nmbrl_brian.training.callbacks import Callback
@@ -69,6 +69,12 @@ def test_subprocess_smoke(tmp_path):
     config = json.loads((run_dir / "config.json").read_text())
     assert config["total_env_steps"] == 3000 and config["seed"] == 3, "config.json is not the resolved config"
     assert "steps_to_475=" in proc.stdout.strip().splitlines()[-1], "last line should hold key=value figures"
+
+
+def test_the_last_line_counts_steps_to_the_tasks_solved_return():
+    assert solved_return("CartPole-v1") == 475.0
+    assert solved_return("Acrobot-v1") == -100.0, "nmbrl run prints steps_to_minus100 for Acrobot"
+    assert solved_return("no_such_module:Env") == 475.0, "a task without a gymnasium spec keeps 475"
 
 
 @pytest.mark.parametrize(
