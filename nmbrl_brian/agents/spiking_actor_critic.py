@@ -146,9 +146,13 @@ class SpikingActorCritic(BaseAgent):
             (self.part.eprop, self.network_config.steps_per_env_step, 0 if phase == "evaluation" else learned)
         ]
 
-    def _measured_run(self, periods: int, values: dict, active, phase: str) -> dict[str, RunRecord]:
+    def _measured_run(
+        self, periods: int, values: dict, active, phase: str, *, inference: bool = False
+    ) -> dict[str, RunRecord]:
         """``loop.run`` metered under ``phase`` (:meth:`EnergyMeter.run <nmbrl_brian.training.energy_meter.EnergyMeter.run>`)."""
-        return self.meter.run(self.loop, periods, values, active, phase, self.networks(phase))
+        return self.meter.run(
+            self.loop, periods, values, active, phase, self.networks(phase), inference=inference
+        )
 
     def attach(self, loop: EnvLoop) -> None:
         """Bind the environment part to ``loop`` (gymnasium) or to its seeds (equations)."""
@@ -216,7 +220,7 @@ class SpikingActorCritic(BaseAgent):
             **env.present(np.asarray(obs, dtype=float)[None, :]),
         }
         try:
-            self._measured_run(1, values, self.real_parts(), "evaluation")
+            self._measured_run(1, values, self.real_parts(), "evaluation", inference=True)
             y = self.loop.value(part.eprop.readout, "y")[: self.n_actions]
         finally:
             self.loop.restore("before_act")

@@ -18,8 +18,6 @@ from nmbrl_brian.snn.eprop_network import activity_marks, counts_between
 
 #: The phase whose runs compute inference only (no traces, no weight updates) and is not training.
 EVALUATION = "evaluation"
-#: Phases that compute inference only (learning off: a chip computes no eligibility traces).
-INFERENCE_PHASES = (EVALUATION, "dream_evaluation")
 #: The phase whose "steps" are transitions presented (one per period), not environment steps.
 WORLD_MODEL = "world_model"
 
@@ -57,8 +55,8 @@ class EnergyMeter:
         networks : list of (e-prop network, steps per period, weights written per period)
             What computes in this phase.
         inference : bool
-            Learning is off in this run (as in the phases of ``INFERENCE_PHASES``): no trace or
-            weight updates are counted.
+            Learning is off in this run (every evaluation, real or dreamed, and a real phase that
+            only collects): no trace or weight updates are counted, as a chip computes none.
         """
         before = [activity_marks(e, loop.value, spikes=not loop.standalone) for e, _, _ in networks]
         records = loop.run(periods, values, active=active)
@@ -69,7 +67,7 @@ class EnergyMeter:
         for (eprop, steps_per_period, learned), mark in zip(networks, before):
             after = activity_marks(eprop, loop.value)
             counts, traces = counts_between(eprop, mark, after, ran * steps_per_period, learned * ran)
-            if inference or phase in INFERENCE_PHASES:  # a chip computes no traces with learning off
+            if inference:
                 counts = dataclasses.replace(counts, synapse_updates=0, weight_updates=0)
             self.counts[phase] = self.counts.get(phase, OperationCounts()) + counts
             old = self.traces.get(phase, {"performed": 0, "skipped": 0, "total": 0})

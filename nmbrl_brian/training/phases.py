@@ -65,8 +65,8 @@ class Phase:
     chunk: int | None = None
     """Periods per runtime run (default: what is left of the budget)."""
     learning: bool = True
-    """Whether the agent learns in this phase (False: metered as inference, no traces or weight
-    updates, like an evaluation)."""
+    """Whether the agent learns in this phase (False, as in every evaluation: metered as inference,
+    no traces or weight updates)."""
     done: int = field(default=0)
     """Units done so far."""
 
@@ -280,6 +280,7 @@ def dreamed_evaluation(agent, model_values: dict, episodes: int, starts: np.ndar
                 episodes,
                 counter,
                 chunk=EVALUATION_RUN_PERIODS,
+                learning=False,
             ),
         )
     finally:
@@ -343,7 +344,15 @@ class Evaluate:
         try:
             run_phase(
                 agent,
-                Phase("evaluation", agent.real_parts(), values, episodes, counter, chunk=EVALUATION_RUN_PERIODS),
+                Phase(
+                    "evaluation",
+                    agent.real_parts(),
+                    values,
+                    episodes,
+                    counter,
+                    chunk=EVALUATION_RUN_PERIODS,
+                    learning=False,
+                ),
             )
         finally:
             agent.loop.restore("before_evaluation")
