@@ -98,3 +98,42 @@ def test_linear_dream_steps_like_the_fitted_model_and_truncates_at_the_horizon()
         if dream.env.terminated[0]:
             break
         assert dream.env.truncated[0] == int(step == 6), f"horizon 7: truncated only at the 7th step ({step})"
+
+
+def test_dreamed_states_stay_within_the_observation_space():
+    """A prediction beyond the bounds given to the dream (the observation space's) is clipped to them,
+    so a rollout that drifts cannot grow without bound (and 0 * inf cannot make a NaN)."""
+    brian2.prefs.codegen.target = "numpy"
+    data = collect_transitions(EnvironmentWrapper(), None, 300, seed=0)
+    model = LinearWorldModel.for_env("CartPole-v1").fit(data)
+    predictor = LinearPredictor(4, 2)
+    low, high = np.array([-0.01, -0.02, -0.003, -0.04]), np.array([0.01, 0.02, 0.003, 0.04])
+    dream = DreamPart(
+        4,
+        2,
+        predictor,
+        period=10 * ms,
+        horizon=50,
+        termination=CartPoleTermination.from_env(),
+        starts_per_run=20,
+        bounds=(low, high),
+        prefix="bounded",
+    )
+    dream.set_start_states(np.zeros((5, 4)))
+    head, net = drive([dream], "bounded")
+    for (group, name), value in predictor.values_from(model, dream).items():
+        getattr(group, name)[:] = value
+    load_tables(dream)
+    head.command = RESET
+    net.run(10 * ms)
+    obs = np.array(dream.obs_port.obs[:])
+    clipped = 0
+    for _ in range(5):
+        head.command, head.action = STEP, 1
+        net.run(10 * ms)
+        next_obs, _, _ = model.predict(obs[None, :], np.array([1]))
+        expected = np.clip(next_obs[0], low, high)
+        np.testing.assert_allclose(dream.obs_port.obs[:], expected, rtol=1e-12, atol=1e-12)
+        clipped += int(not np.array_equal(expected, next_obs[0]))
+        obs = expected
+    assert clipped > 0, "pushing right for 5 steps should leave the tight bounds"

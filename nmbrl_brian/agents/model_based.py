@@ -137,6 +137,7 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
             else None,
             starts_per_run=periods // 2 + 2,
             seed=self.part.seeds[0],
+            bounds=self.obs_bounds,
         )
         self.switch = EnvironmentSwitch(self.env_part, self.dream)
         return ClosedLoop(self.part, self.switch, others=tuple(others), name=self.name, build_dir=build_dir)

@@ -106,6 +106,11 @@ class SpikingActorCritic(BaseAgent):
         self.environment, self.env_id = environment, env_id
         self.n_actions = int(action_space.n)
         obs_dim = int(observation_space.shape[0])
+        #: The observation space's bounds (a dream's states are kept within them).
+        self.obs_bounds = (
+            np.asarray(observation_space.low, dtype=float),
+            np.asarray(observation_space.high, dtype=float),
+        )
         self.part = ActorCriticPart(
             obs_dim,
             self.n_actions,

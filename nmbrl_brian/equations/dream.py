@@ -8,14 +8,17 @@ period:
 
 .. math::
 
-    s_{n+1} = \\begin{cases} \\hat s(s_n, a_n) & \\text{step} \\\\
+    s_{n+1} = \\begin{cases} \\mathrm{clip}(\\hat s(s_n, a_n), s^{low}, s^{high}) & \\text{step} \\\\
         s^{start}_k & \\text{reset (row } k \\text{ of a table of real states)} \\\\
         s_n & \\text{hold} \\end{cases}
     \\qquad
     \\mathrm{terminated}_{n+1} = \\mathrm{done}(s_{n+1}), \\quad
     \\mathrm{truncated}_{n+1} = [\\text{the episode reached } H \\text{ steps}]
 
-where ``done`` is the task's termination rule written as Brian2 code
+where :math:`[s^{low}, s^{high}]` is the task's observation space (a model's prediction is kept
+within the states the real environment can be in: Acrobot's velocities are bounded and its cosines
+and sines lie in [-1, 1]; a rollout that drifts cannot grow without bound), ``done`` is the task's
+termination rule written as Brian2 code
 (:mod:`nmbrl_brian.world_models.termination`) or a learned readout, and ``H`` is the
 dream horizon. Dreams start from real states the agent has visited, drawn by the
 dream part into a reset table before every run.
@@ -33,6 +36,8 @@ obs_next : 1                   # the model's next observation for the chosen act
 command : integer (linked)     # the env group's command
 action : integer (linked)      # the agent's action
 reset_row : integer (linked)   # the env group's row of the start table
+obs_low : 1 (constant)         # the observation space's bounds of this dimension
+obs_high : 1 (constant)
 """
 
 #: Added to the ``env`` group of a dream.
@@ -47,7 +52,7 @@ def dream_obs_step(table: str) -> str:
     return f"""
 stepping = int(command == 1)
 resetting = int(command == 2)
-obs = (1 - stepping - resetting)*obs + stepping*obs_next + resetting*{table}(reset_row*period_dt, copy*obs_dim + dim)
+obs = (1 - stepping - resetting)*obs + stepping*clip(obs_next, obs_low, obs_high) + resetting*{table}(reset_row*period_dt, copy*obs_dim + dim)
 """
 
 

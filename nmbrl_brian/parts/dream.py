@@ -137,6 +137,9 @@ class DreamPart(EnvironmentPart):
         Rows of the start table: at most this many dream episodes begin in one run.
     seed : int
         Seeds the choice of start states.
+    bounds : (numpy.ndarray, numpy.ndarray), optional
+        Lowest and highest value of each observation dimension (the observation space's); a
+        predicted state is clipped to them. None: unbounded.
     prefix : str
         Object-name prefix.
     """
@@ -154,6 +157,7 @@ class DreamPart(EnvironmentPart):
         n_copies: int = 1,
         starts_per_run: int = 1000,
         seed: int = 0,
+        bounds: tuple[np.ndarray, np.ndarray] | None = None,
         prefix: str = "dream",
     ):
         if termination is None and not predictor.learns_termination:
@@ -190,6 +194,10 @@ class DreamPart(EnvironmentPart):
             setattr(self.env, f"s_{k}", linked_var(self.obs_port, "obs", index=np.arange(b) * d + k))
             setattr(self.obs_port, f"s_{k}", linked_var(self.obs_port, "obs", index=copy_of_obs * d + k))
         self.obs_port.reset_row = linked_var(self.env, "reset_row", index=copy_of_obs)
+        low, high = bounds if bounds is not None else (np.full(d, -np.inf), np.full(d, np.inf))
+        largest = np.finfo(float).max  # a finite stand-in for an unbounded dimension
+        self.obs_port.obs_low = np.tile(np.clip(np.asarray(low, dtype=float), -largest, largest), b)
+        self.obs_port.obs_high = np.tile(np.clip(np.asarray(high, dtype=float), -largest, largest), b)
         self.operations["step"] = self.at_period_start(
             self.obs_port, dream_eqs.dream_obs_step(self.start_table.name), env_eqs.ORDER_STEP, "step"
         )
