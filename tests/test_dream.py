@@ -63,7 +63,9 @@ def test_perfect_dream_reproduces_the_cartpole_part():
         raise AssertionError("a random policy should end the episode within 200 steps")
 
 
-def test_linear_dream_steps_like_the_fitted_model_and_truncates_at_the_horizon():
+def linear_dream(starts: np.ndarray, prefix: str, **kwds):
+    """A linear model fitted to 300 random-policy CartPole transitions, dreaming from ``starts``
+    (reset and at rest): returns the model, the dream, the head and the network."""
     brian2.prefs.codegen.target = "numpy"
     data = collect_transitions(EnvironmentWrapper(), None, 300, seed=0)
     model = LinearWorldModel.for_env("CartPole-v1").fit(data)
@@ -73,18 +75,24 @@ def test_linear_dream_steps_like_the_fitted_model_and_truncates_at_the_horizon()
         2,
         predictor,
         period=10 * ms,
-        horizon=7,
         termination=CartPoleTermination.from_env(),
         starts_per_run=20,
-        prefix="linear",
+        prefix=prefix,
+        **kwds,
     )
-    dream.set_start_states(data.obs[:5])
-    head, net = drive([dream], "linear")
+    dream.set_start_states(starts)
+    head, net = drive([dream], prefix)
     for (group, name), value in predictor.values_from(model, dream).items():
         getattr(group, name)[:] = value
     load_tables(dream)
     head.command = RESET
     net.run(10 * ms)
+    return model, dream, head, net
+
+
+def test_linear_dream_steps_like_the_fitted_model_and_truncates_at_the_horizon():
+    data = collect_transitions(EnvironmentWrapper(), None, 300, seed=0)
+    model, dream, head, net = linear_dream(data.obs[:5], "linear", horizon=7)
     obs = np.array(dream.obs_port.obs[:])
     assert any(np.array_equal(obs, s) for s in data.obs[:5]), "a dream starts from one of the given states"
     for step in range(7):
@@ -103,29 +111,8 @@ def test_linear_dream_steps_like_the_fitted_model_and_truncates_at_the_horizon()
 def test_dreamed_states_stay_within_the_observation_space():
     """A prediction beyond the bounds given to the dream (the observation space's) is clipped to them,
     so a rollout that drifts cannot grow without bound (and 0 * inf cannot make a NaN)."""
-    brian2.prefs.codegen.target = "numpy"
-    data = collect_transitions(EnvironmentWrapper(), None, 300, seed=0)
-    model = LinearWorldModel.for_env("CartPole-v1").fit(data)
-    predictor = LinearPredictor(4, 2)
     low, high = np.array([-0.01, -0.02, -0.003, -0.04]), np.array([0.01, 0.02, 0.003, 0.04])
-    dream = DreamPart(
-        4,
-        2,
-        predictor,
-        period=10 * ms,
-        horizon=50,
-        termination=CartPoleTermination.from_env(),
-        starts_per_run=20,
-        bounds=(low, high),
-        prefix="bounded",
-    )
-    dream.set_start_states(np.zeros((5, 4)))
-    head, net = drive([dream], "bounded")
-    for (group, name), value in predictor.values_from(model, dream).items():
-        getattr(group, name)[:] = value
-    load_tables(dream)
-    head.command = RESET
-    net.run(10 * ms)
+    model, dream, head, net = linear_dream(np.zeros((5, 4)), "bounded", horizon=50, bounds=(low, high))
     obs = np.array(dream.obs_port.obs[:])
     clipped = 0
     for _ in range(5):
