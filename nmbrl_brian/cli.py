@@ -12,7 +12,6 @@ file that cannot be written, e.g. on a full disk (one line naming the file, exit
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from nmbrl_brian.devices import DEVICES
@@ -104,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args) -> int:
-    from nmbrl_brian.config import load_config
+    from nmbrl_brian.config import load_config, load_config_json
     from nmbrl_brian.training.run import resume_training, run_training
 
     if args.resume:
@@ -136,15 +135,14 @@ def _cmd_run(args) -> int:
     current = training_rows(metrics)
     last = current.iloc[-1]
     kept = metrics[metrics["policy"] == "kept"] if "policy" in metrics else metrics.iloc[:0]
-    threshold = solved_return(json.loads((run_dir / "config.json").read_text())["env_id"])
+    threshold = solved_return(load_config_json(run_dir / "config.json").env_id)
+    key = f"steps_to_{threshold:g}".replace("-", "minus")  # steps_to_475, steps_to_minus100
     print(f"results: {run_dir}")
     print(
         f"env_steps={int(last.env_steps)} final_return_mean={last.return_mean:.1f} "
         f"best_return_mean={current.return_mean.max():.1f} "
         + (f"kept_policy_return_mean={kept.return_mean.iloc[-1]:.1f} " if len(kept) else "")
-        + f"steps_to_{threshold:g}={steps_to_threshold(metrics, threshold):.0f} wall_s={last.wall_s:.1f}".replace(
-            "steps_to_-", "steps_to_minus"
-        )
+        + f"{key}={steps_to_threshold(metrics, threshold):.0f} wall_s={last.wall_s:.1f}"
     )
     return 0
 
