@@ -202,11 +202,9 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
             learned = sum(len(s) for s in learner.eprop.learning_synapses) + len(learner.eprop.syn_out)
             learned += len(learner.eprop.readout) + (len(learner.direct.synapses) if learner.direct else 0)
             return [(learner.eprop, self.world_model.config.network.steps_per_env_step, learned)]
-        if phase == "dream_evaluation":  # the dream's networks, learning off
-            return [(e, steps, 0) for e, steps, _ in self.networks("dream")]
+        if phase == "dream_evaluation":  # the dream's networks (learning off: metered as inference)
+            return self.networks("dream")
         networks = super().networks(phase)
-        if phase == "real" and self.model_based.parallel:  # acting only: the dreamer learns
-            networks = [(e, steps, 0) for e, steps, _ in networks]
         if phase == "dream" and self.world_model is not None:
             networks.append((self.predictor.eprop, self.world_model.config.network.steps_per_env_step, 0))
         return networks

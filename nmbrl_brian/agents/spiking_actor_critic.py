@@ -148,7 +148,7 @@ class SpikingActorCritic(BaseAgent):
         """``(e-prop network, steps per period, weights written per period)`` of what computes in ``phase``."""
         learned = sum(len(s) for s in self.part.td_synapses) + len(self.part.eprop.readout)
         return [
-            (self.part.eprop, self.network_config.steps_per_env_step, 0 if phase == "evaluation" else learned)
+            (self.part.eprop, self.network_config.steps_per_env_step, learned)
         ]
 
     def _measured_run(
