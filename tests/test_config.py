@@ -132,6 +132,10 @@ def test_from_dict_rejects_wrong_tuple_type():
             "network.update_interval_steps",
         ),
         (["agent.kind=spiking_actor_critic", "network.beta=0.1"], "network.beta"),  # LIF: no adaptation
+        (  # closed-form decay between events uses activity-sparse mode's criterion and counter
+            ["agent.kind=spiking_actor_critic", "network.event_driven_traces=true"],
+            "network.event_driven_traces",
+        ),
         (["encoding.kind=raw", "encoding.width=0.3"], "encoding.width"),
     ],
 )
@@ -178,3 +182,19 @@ def test_fields_the_model_based_cycle_reads_are_accepted():
         ],
     )
     assert config.world_model.termination_weight == 3.0 and config.model_based.start_states == 50
+
+
+def test_event_driven_traces_are_refused_in_fixed_point():
+    """Fixed-point traces are rounded at every step: no closed-form decay between events."""
+    overrides = [
+        "agent.kind=spiking_actor_critic",
+        "network.activity_sparse=true",
+        "network.event_driven_traces=true",
+        "network.numerics=fixed",
+    ]
+    with pytest.raises(
+        ConfigError, match=r"^network.event_driven_traces: expected false with numerics 'fixed'"
+    ):
+        load_config(CONFIGS / "cartpole_dense.toml", overrides)
+    cfg = load_config(CONFIGS / "cartpole_dense.toml", overrides[:3])
+    assert cfg.network.event_driven_traces

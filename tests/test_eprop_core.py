@@ -5,7 +5,7 @@ from __future__ import annotations
 import brian2
 import numpy as np
 import pytest
-from brian2 import Network, StateMonitor, ms, prefs
+from brian2 import Network, StateMonitor, TimedArray, ms, prefs
 
 from nmbrl_brian.equations.eprop_neurons import SpikingNetworkConfig
 from nmbrl_brian.errors import ConfigError
@@ -56,9 +56,17 @@ def fixed_inputs(steps: int = T, seed: int = 3, signed: bool = False) -> tuple[n
 
 
 def run_brian_and_reference(
-    cfg: SpikingNetworkConfig, target: str, steps: int = T, seed: int = 2, signed: bool = False
+    cfg: SpikingNetworkConfig,
+    target: str,
+    steps: int = T,
+    seed: int = 2,
+    signed: bool = False,
+    errors: np.ndarray | None = None,
 ) -> dict:
-    """Run the Brian2 network and the reference side by side; return both histories (steps x ...)."""
+    """Run the Brian2 network and the reference side by side; return both histories (steps x ...).
+
+    With ``errors`` (steps x outputs) the readout errors are external, written at the start of
+    each step from that table (like the actor-critic's head), instead of supervised."""
     prefs.codegen.target = target
     spikes, targets = fixed_inputs(steps, signed=signed)
     net = build_eprop_network(
@@ -66,12 +74,18 @@ def run_brian_and_reference(
         N_OUT,
         cfg,
         input_kind="timed",
-        error_mode="supervised",
+        error_mode="supervised" if errors is None else "external",
         seed=seed,
         name_prefix="tiny",
         input_values=spikes,
-        targets=targets,
+        targets=targets if errors is None else None,
     )
+    extra = []
+    if errors is not None:
+        net.readout.namespace["tiny_errors"] = TimedArray(errors, dt=cfg.dt)
+        extra.append(
+            net.readout.run_regularly("err = tiny_errors(t, i)", when="start", name="tiny_errors_op")
+        )
     ref = reference_from_network(net)
     rec_vars = ["v", "psi", "L", "zbar", "zbar_out"] + (["a"] if cfg.neuron_model == "ALIF" else [])
     syn_vars = ["w"] + (
@@ -91,7 +105,7 @@ def run_brian_and_reference(
         mons["syn_rec"] = StateMonitor(
             net.syn_rec, syn_vars, record=True, when="end", order=100, name="mon_syn_rec"
         )
-    brian_net = Network(*net.objects, *mons.values())
+    brian_net = Network(*net.objects, *mons.values(), *extra)
     brian_net.run(steps * cfg.dt_ms * ms, namespace={})
 
     conn = net.connectivity()
@@ -108,7 +122,10 @@ def run_brian_and_reference(
     hist: dict[str, list] = {k: [] for k in got}
     i_out, j_out = conn["out"]
     for t in range(steps):
-        ref_spikes += int(ref.step(spikes[t], y_target=targets[t]).sum())
+        if errors is None:
+            ref_spikes += int(ref.step(spikes[t], y_target=targets[t]).sum())
+        else:
+            ref_spikes += int(ref.step(spikes[t], err=errors[t]).sum())
         for var in rec_vars:
             hist[f"rec.{var}"].append(getattr(ref, var).copy())
         for var, value in (("y", ref.y), ("err", ref.err), ("b", ref.b_out), ("grad_b", ref.grad_b)):
@@ -350,15 +367,22 @@ def sparse_error_bound(cfg: SpikingNetworkConfig, ns: dict, sum_abs_l: np.ndarra
     return lr * sum_abs_l * (eps + delta_e)
 
 
+@pytest.mark.parametrize("event_driven", [False, True], ids=["activity_sparse", "event_driven"])
 @pytest.mark.parametrize("signed", [False, True], ids=["spikes", "signed_currents"])
 @pytest.mark.parametrize("model", ["LIF", "ALIF"])
-def test_activity_sparse_matches_dense_within_skip_tolerance(model, signed):
+def test_activity_sparse_matches_dense_within_skip_tolerance(model, signed, event_driven):
     """Skipping trace updates changes weights by less than the skipped amounts can; with signed
-    input currents too (zbar < 0 is activity: the gate tests its magnitude)."""
+    input currents too (zbar < 0 is activity: the gate tests its magnitude). Event-driven traces
+    (decayed in closed form between updates) drop no more than activity-sparse ones."""
     runs = {}
     for sparse in (False, True):
         brian2.start_scope()
-        cfg = tiny_config(neuron_model=model, activity_sparse=sparse, sparse_eps=1e-4)
+        cfg = tiny_config(
+            neuron_model=model,
+            activity_sparse=sparse,
+            sparse_eps=1e-4,
+            event_driven_traces=sparse and event_driven,
+        )
         runs[sparse] = run_brian_and_reference(cfg, "numpy", signed=signed)
     dense, sparse = runs[False], runs[True]
     assert_histories_agree(sparse)  # the reference implements the skip rule too
@@ -380,6 +404,46 @@ def test_activity_sparse_matches_dense_within_skip_tolerance(model, signed):
         assert diff.max() < 0.05 * change, (
             f"{key}: the skip error should be small next to the learning itself"
         )
+
+
+@pytest.mark.parametrize("model", ["LIF", "ALIF"])
+def test_event_driven_traces_cost_only_reads_and_inputs(model):
+    """With a learning signal one step in five (as at the actor-critic's decisions), event-driven
+    traces match the reference's closed-form rule, stay within the skip bound of dense traces and
+    perform fewer updates than activity-sparse ones: a trace that only decays is not touched."""
+    errors = np.zeros((T, N_OUT))
+    errors[::5] = np.random.default_rng(7).normal(0.0, 0.5, size=errors[::5].shape)
+    runs = {}
+    for mode in ("dense", "sparse", "event"):
+        brian2.start_scope()
+        cfg = tiny_config(
+            neuron_model=model,
+            activity_sparse=mode != "dense",
+            sparse_eps=1e-4,
+            event_driven_traces=mode == "event",
+            learning_rate=1e-2,
+        )
+        runs[mode] = run_brian_and_reference(cfg, "numpy", errors=errors)
+    event = runs["event"]
+    assert_histories_agree(event)
+    for short in ("in", "rec"):  # the Brian2 counters equal the reference's, synapse by synapse
+        i, j = event["net"].connectivity()[short]
+        syn = event["net"].syn_in if short == "in" else event["net"].syn_rec
+        assert np.array_equal(syn.n_trace_updates[:], event["ref"].syn[short]["count"][j, i]), short
+    performed = {m: runs[m]["net"].trace_update_counts()["performed"] for m in ("sparse", "event")}
+    assert performed["event"] < 0.8 * performed["sparse"], (
+        f"event-driven should skip decay-only steps: {performed}"
+    )
+    assert runs["dense"]["brian_spikes"] == event["brian_spikes"]
+    cfg, ns = event["net"].config, event["net"].namespace
+    sum_abs_l = np.sum(np.abs(runs["dense"]["got"]["rec.L"]), axis=0)
+    for key, short in (("syn_in.w", "in"), ("syn_rec.w", "rec")):
+        _, j = event["net"].connectivity()[short]
+        bound = sparse_error_bound(cfg, ns, sum_abs_l[j], cfg.learning_rate)
+        diff = np.abs(event["got"][key][-1] - runs["dense"]["got"][key][-1])
+        assert np.all(diff <= bound + 1e-15), f"{model} {key}: off dense by {diff.max():.3g}"
+        change = np.max(np.abs(runs["dense"]["got"][key][-1] - runs["dense"]["got"][key][0]))
+        assert change > 0 and diff.max() < 0.05 * change, key
 
 
 # --------------------------------------------------------------------------------------

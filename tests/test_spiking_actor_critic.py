@@ -494,3 +494,21 @@ def test_operation_counts_per_phase_equal_hand_counts_exactly():
     assert counts["real"] == expected_real, "an evaluation must not add to the real phase"
     assert counts["evaluation"] == expected_eval
     assert expected_eval.spikes > 0 and eval_periods > 0
+
+
+def test_event_driven_traces_are_counted_per_event_in_the_closed_loop():
+    """In the actor-critic the learning signal is non-zero only at decisions, so event-driven
+    traces (closed-form decay between events) perform fewer updates than activity-sparse ones
+    on the same steps; the real phase's synapse updates are exactly the performed trace updates
+    (the synapses' own counters) plus the readout synapses' per-step updates."""
+    performed = {}
+    for event_driven in (False, True):
+        network = dataclasses.replace(SMALL, activity_sparse=True, event_driven_traces=event_driven)
+        agent, env = make_agent(seed=3, network=network, environment="equations")
+        e = agent.part.eprop
+        agent.interact(EnvLoop(env, seed=0), max_steps=60)
+        counters = sum(int(np.sum(s.n_trace_updates[:])) for s in e.learning_synapses)
+        steps = agent.network_config.steps_per_env_step * agent.periods_by_phase()["real"]
+        assert agent.operation_counts_by_phase()["real"].synapse_updates == counters + len(e.syn_out) * steps
+        performed[event_driven] = counters
+    assert 0 < performed[True] < performed[False], f"decay-only steps should cost nothing: {performed}"

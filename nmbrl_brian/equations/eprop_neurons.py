@@ -357,6 +357,11 @@ class SpikingNetworkConfig:
     """Skip eligibility-trace updates of silent synapses (and count them)."""
     sparse_eps: float = 1e-6
     """Skip criterion of the activity-sparse mode (traces and filtered spikes below it count as 0)."""
+    event_driven_traces: bool = False
+    """With ``activity_sparse``: a trace is updated only when it is read (a non-zero learning signal)
+    or fed (an input while the pseudo-derivative is non-zero) and decays in closed form in between,
+    so a synapse whose trace only decays costs nothing (float numerics only;
+    :mod:`nmbrl_brian.equations.eprop_synapses`)."""
     direct_readout: bool = False
     """The inputs also reach the readouts through learned weights (the readout rule), beside the
     recurrent layer: the part of the task linear in the input code needs no spiking layer."""
@@ -476,6 +481,9 @@ class SpikingNetworkConfig:
                 unused[name] = "numerics is 'float'"
         if not self.activity_sparse:
             unused["sparse_eps"] = "activity_sparse is false"
+            unused["event_driven_traces"] = (
+                "activity_sparse is false (it uses its skip criterion and counter)"
+            )
         if not self.hidden_learning:
             for name in (
                 "learning_rate",
@@ -483,6 +491,7 @@ class SpikingNetworkConfig:
                 "feedback_weight_scale",
                 "activity_sparse",
                 "sparse_eps",
+                "event_driven_traces",
             ):
                 unused[name] = "hidden_learning is false"
         elif self.feedback == "symmetric":
@@ -537,6 +546,12 @@ class SpikingNetworkConfig:
         integer("update_interval_steps", 1)
         need(isinstance(self.activity_sparse, bool), "activity_sparse", "true or false")
         non_negative("sparse_eps")
+        need(isinstance(self.event_driven_traces, bool), "event_driven_traces", "true or false")
+        need(
+            not (self.event_driven_traces and self.numerics == "fixed"),
+            "event_driven_traces",
+            "false with numerics 'fixed' (fixed-point traces are rounded at every step)",
+        )
         need(isinstance(self.hidden_learning, bool), "hidden_learning", "true or false")
         need(isinstance(self.direct_readout, bool), "direct_readout", "true or false")
         need(isinstance(self.hold_input, bool), "hold_input", "true or false")

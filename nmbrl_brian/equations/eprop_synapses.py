@@ -47,6 +47,29 @@ holds zeros, so staying asleep is exact; the only difference from dense updates 
 the dropped tail below ``sparse_eps``. Each synapse counts its own performed updates
 (an integer state variable, so no two threads write the same counter).
 
+Event-driven mode (``network.event_driven_traces``, with activity-sparse mode). Between
+events a trace only decays, :math:`\\bar e^{t}_{ji} = \\kappa\\,\\bar e^{t-1}_{ji}` (and
+:math:`\\epsilon^{a,t} = \\rho\\,\\epsilon^{a,t-1}`), so a synapse stores its trace with the time
+:math:`t_0` of its last update and brings it forward in closed form only when something reads or
+feeds it:
+
+.. math::
+
+    \\bar e^{t-1}_{ji} &= \\kappa^{\\,t-1-t_0}\\,\\bar e^{t_0}_{ji} \\qquad
+        (\\epsilon^{a,t-1}_{ji} = \\rho^{\\,t-1-t_0}\\,\\epsilon^{a,t_0}_{ji}) \\\\
+    \\text{event at } t &\\iff \\bigl(L_j^t \\ne 0 \\wedge |\\bar e^{t-1}_{ji}| > \\varepsilon\\bigr)
+        \\vee \\bigl(\\psi_j^t > 0 \\wedge (|\\bar z_i^t| > \\varepsilon
+        \\ (\\vee\\ |\\epsilon^{a,t-1}_{ji}| > \\varepsilon \\text{ for ALIF}))\\bigr)
+
+At an event the dense step runs on the brought-forward values (accumulate, advance) and
+:math:`t_0 \\leftarrow t`; otherwise nothing is written and nothing is counted. The result is
+the dense one except for the same dropped amounts as activity-sparse mode (an accumulation of a
+trace below :math:`\\varepsilon`, an input :math:`\\psi\\bar z` with :math:`\\bar z` below it), but
+a synapse costs nothing while it only decays: with a learning signal at decisions only (the
+actor-critic writes its errors one step per environment step) a live trace is counted at its
+inputs and once per decision, not at every network step. The closed-form decay is counted as one
+trace update (on a chip a table of :math:`\\kappa^k` or a shift per elapsed step).
+
 Sparse connectivity is sparse RTRL for free: traces are synaptic state variables,
 so they exist only for the synapses created under connection probability ``p``.
 """
@@ -68,6 +91,9 @@ eps_a : 1            # adaptive eligibility vector (ALIF)
 """
 _LEARNING_COUNTER = """
 n_trace_updates : integer   # trace updates performed (activity-sparse mode)
+"""
+_LEARNING_EVENT_TIME = """
+t_trace : second            # time of the trace's last update (event-driven mode)
 """
 #: A non-learning synapse (fixed weight; used when hidden learning is off).
 STATIC_SYNAPSE = """
@@ -96,24 +122,58 @@ _ACTIVE_LIF = "active = int(abs(ebar) > sparse_eps or (psi_post > 0 and abs(zbar
 _ACTIVE_ALIF = "active = int(abs(ebar) > sparse_eps or abs(eps_a) > sparse_eps or (psi_post > 0 and abs(zbar_pre) > sparse_eps))\n"
 _COUNT = "n_trace_updates += active\n"
 
+# Event-driven step: bring the stored trace forward to step t-1 in closed form, then run the
+# dense step only at an event (see the module docstring); ``lag`` is at least 1 (a network
+# restored to an earlier time must not blow a trace up).
+_EVENT_LIF = """
+lag = clip(timestep(t - t_trace, dt), 1, 1000000000)
+prev = ebar*kappa**(lag - 1)
+live = int(abs(prev) > sparse_eps)
+active = int((live > 0 and L_post != 0) or (psi_post > 0 and abs(zbar_pre) > sparse_eps))
+grad += active*live*L_post*prev
+ebar = active*(kappa*prev + psi_post*zbar_pre) + (1 - active)*ebar
+t_trace = active*t + (1 - active)*t_trace
+n_trace_updates += active
+"""
+_EVENT_ALIF = """
+lag = clip(timestep(t - t_trace, dt), 1, 1000000000)
+prev = ebar*kappa**(lag - 1)
+prev_a = eps_a*rho**(lag - 1)
+live = int(abs(prev) > sparse_eps)
+live_a = int(abs(prev_a) > sparse_eps)
+active = int((live > 0 and L_post != 0) or (psi_post > 0 and (abs(zbar_pre) > sparse_eps or live_a > 0)))
+grad += active*live*L_post*prev
+ebar = active*(kappa*prev + psi_post*(zbar_pre - beta*prev_a)) + (1 - active)*ebar
+eps_a = active*(psi_post*zbar_pre + (rho - psi_post*beta)*prev_a) + (1 - active)*eps_a
+t_trace = active*t + (1 - active)*t_trace
+n_trace_updates += active
+"""
+
 WEIGHT_UPDATE = """
 w -= lr*grad
 grad = 0
 """
 
 
-def learning_synapse_equations(model: str, activity_sparse: bool) -> str:
+def learning_synapse_equations(model: str, activity_sparse: bool, event_driven: bool = False) -> str:
     """State variables of a learning synapse onto ``model`` (``"LIF"``/``"ALIF"``) neurons."""
     eqs = _LEARNING_COMMON
     if model == "ALIF":
         eqs += _LEARNING_ADAPTIVE
     if activity_sparse:
         eqs += _LEARNING_COUNTER
+    if event_driven:
+        eqs += _LEARNING_EVENT_TIME
     return eqs
 
 
-def trace_update(model: str, activity_sparse: bool) -> str:
-    """Abstract code of one trace step (accumulate, then advance), dense or activity-sparse."""
+def trace_update(model: str, activity_sparse: bool, event_driven: bool = False) -> str:
+    """Abstract code of one trace step (accumulate, then advance): dense, activity-sparse or
+    event-driven (which needs activity-sparse mode's skip criterion and counter)."""
+    if event_driven:
+        if not activity_sparse:
+            raise ValueError("event-driven traces need activity_sparse")
+        return _EVENT_ALIF if model == "ALIF" else _EVENT_LIF
     body = _TRACE_ALIF if model == "ALIF" else _TRACE_LIF
     if not activity_sparse:
         return body.format(gate="")

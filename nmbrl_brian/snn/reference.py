@@ -56,6 +56,8 @@ class ReferenceParams:
     """Skip silent trace updates (see eprop_synapses)."""
     eps_skip: float = 1e-6
     """Skip criterion."""
+    event_driven: bool = False
+    """Update a trace only when read or fed, decaying it in closed form in between (see eprop_synapses)."""
     lr_hidden: float = 0.0
     """Step size of input and recurrent weights."""
     lr_readout: float = 0.0
@@ -69,6 +71,7 @@ class ReferenceParams:
         adaptive: bool,
         update_interval: int,
         activity_sparse: bool,
+        event_driven: bool = False,
         lr_hidden: float,
         lr_readout: float,
     ) -> ReferenceParams:
@@ -85,6 +88,7 @@ class ReferenceParams:
             update_interval=update_interval,
             activity_sparse=activity_sparse,
             eps_skip=ns["sparse_eps"],
+            event_driven=event_driven,
             lr_hidden=lr_hidden,
             lr_readout=lr_readout,
         )
@@ -160,6 +164,7 @@ class EpropReference:
             "eps_a": np.zeros(mask.shape),
             "grad": np.zeros(mask.shape),
             "count": np.zeros(mask.shape, dtype=np.int64),
+            "last": np.zeros(mask.shape, dtype=np.int64),  # step of the last update (event-driven)
             "mask": mask,
         }
 
@@ -173,6 +178,9 @@ class EpropReference:
         psi = self.psi[:, None]
         zpre = zbar_pre[None, :]
         mask = st["mask"]
+        if p.event_driven:
+            self._event_trace_step(st, psi, zpre)
+            return
         if p.activity_sparse:
             active = (np.abs(st["ebar"]) > p.eps_skip) | ((psi > 0) & (np.abs(zpre) > p.eps_skip))
             if p.adaptive:
@@ -189,6 +197,29 @@ class EpropReference:
         else:
             ebar = p.kappa * st["ebar"] + psi * zpre
         st["ebar"] = gate * ebar
+
+    def _event_trace_step(self, st: dict, psi: np.ndarray, zpre: np.ndarray) -> None:
+        """Event-driven trace step: bring the stored traces forward to the previous step, run the
+        dense step where a learning signal reads a live trace or an input feeds one."""
+        p = self.p
+        lag = np.maximum(self.step_index - st["last"], 1)
+        prev = st["ebar"] * p.kappa ** (lag - 1)
+        live = np.abs(prev) > p.eps_skip
+        fed = np.abs(zpre) > p.eps_skip
+        if p.adaptive:
+            prev_a = st["eps_a"] * p.rho ** (lag - 1)
+            fed = fed | (np.abs(prev_a) > p.eps_skip)
+        read = live & (self.L[:, None] != 0)
+        active = (read | ((psi > 0) & fed)) & st["mask"]
+        st["grad"] += np.where(active & live, self.L[:, None] * prev, 0.0)
+        if p.adaptive:
+            ebar = p.kappa * prev + psi * (zpre - p.beta * prev_a)
+            st["eps_a"] = np.where(active, psi * zpre + (p.rho - psi * p.beta) * prev_a, st["eps_a"])
+        else:
+            ebar = p.kappa * prev + psi * zpre
+        st["ebar"] = np.where(active, ebar, st["ebar"])
+        st["last"] = np.where(active, self.step_index, st["last"])
+        st["count"] += active.astype(np.int64)
 
     def step(self, x_t, *, y_target=None, err=None) -> np.ndarray:
         """Advance one time step.
@@ -289,6 +320,7 @@ def reference_from_network(
         adaptive=cfg.neuron_model == "ALIF",
         update_interval=cfg.update_interval_steps,
         activity_sparse=cfg.activity_sparse,
+        event_driven=cfg.event_driven_traces,
         lr_hidden=cfg.learning_rate,
         lr_readout=cfg.readout_learning_rate,
     )
