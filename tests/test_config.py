@@ -198,3 +198,14 @@ def test_event_driven_traces_are_refused_in_fixed_point():
         load_config(CONFIGS / "cartpole_dense.toml", overrides)
     cfg = load_config(CONFIGS / "cartpole_dense.toml", overrides[:3])
     assert cfg.network.event_driven_traces
+
+
+def test_a_dreamed_stop_return_may_be_negative_and_inf_means_no_stop():
+    """Acrobot's returns are negative: a negative stop value is a value, not 'no stop'."""
+    base = ["agent.kind=spiking_model_based", "model_based.dream_chunk=100"]
+    cfg = load_config(CONFIGS / "cartpole_mbrl.toml", [*base, "model_based.dream_stop_return=-80"])
+    assert cfg.model_based.dream_stop_return == -80.0
+    assert load_config(CONFIGS / "cartpole_mbrl.toml", base).model_based.dream_stop_return == float("inf")
+    for bad in ("nan", "-inf", "true"):
+        with pytest.raises(ConfigError, match=r"^model_based.dream_stop_return: expected a number"):
+            load_config(CONFIGS / "cartpole_mbrl.toml", [*base, f"model_based.dream_stop_return={bad}"])

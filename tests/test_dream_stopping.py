@@ -20,7 +20,7 @@ CHUNKED = [
     "model_based.dream_steps=600",
     "model_based.dream_chunk=150",
     "model_based.dream_eval_episodes=2",
-    "model_based.dream_stop_return=0",
+    "model_based.dream_stop_return=inf",
     "model_based.dream_patience=0",
     "model_based.keep_best_in_dream=false",
 ]

@@ -43,8 +43,9 @@ class ModelBasedConfig:
     states every time within a run; its mean return is the dreamed return."""
     dream_eval_episodes: int = 5
     """Greedy episodes of a dreamed evaluation (used when ``dream_chunk`` > 0)."""
-    dream_stop_return: float = 0.0
-    """A cycle stops dreaming at the first dreamed return >= this (0: no such stop). A dreamed
+    dream_stop_return: float = math.inf
+    """A cycle stops dreaming at the first dreamed return >= this (inf: no such stop; any other
+    number, negative ones too: Acrobot's returns are minus the steps to swing up). A dreamed
     episode lasts at most ``horizon`` steps, so with CartPole's reward of 1 a step a value above
     the horizon is never reached."""
     dream_patience: int = 0
@@ -96,5 +97,6 @@ class ModelBasedConfig:
                 raise ConfigError(f"model_based.{name}", f"an integer >= {minimum}", value)
         if not (math.isfinite(self.model_tolerance) and 0.0 <= self.model_tolerance < 1.0):
             raise ConfigError("model_based.model_tolerance", "a number in [0, 1)", self.model_tolerance)
-        if not (math.isfinite(self.dream_stop_return) and self.dream_stop_return >= 0.0):
-            raise ConfigError("model_based.dream_stop_return", "a finite number >= 0", self.dream_stop_return)
+        stop = self.dream_stop_return
+        if isinstance(stop, bool) or not isinstance(stop, (int, float)) or stop != stop or stop == -math.inf:
+            raise ConfigError("model_based.dream_stop_return", "a number (inf: no such stop)", stop)

@@ -221,7 +221,7 @@ def dream_cycle(
     best, best_weights, stale, done, score = -np.inf, None, 0, 0, -np.inf
 
     def solved() -> bool:
-        return bool(mb.dream_stop_return) and score >= mb.dream_stop_return
+        return score >= mb.dream_stop_return
 
     if mb.dream_eval_first:
         if first_values:  # weights to start from must be in place before they are scored
