@@ -38,6 +38,10 @@ def test_cycle_counts_real_and_dreamed_steps_apart(tmp_path, model):
     assert current["env_steps"].tolist() == [0, 100, 200], "one evaluation per cycle of 100 real steps"
     assert current["dream_steps"].tolist() == [0, 150, 300], "150 dreamed steps per cycle, counted apart"
     assert current["real_transitions"].tolist() == [0, 100, 200], "every real step joins the model's data"
+    ended = current["dream_terminations"].tolist()
+    # an untrained CartPole policy drops the pole within tens of steps: every cycle's 150 dreamed
+    # steps end episodes by the termination, and no more of them than dreamed steps
+    assert ended[0] == 0 and 0 < ended[1] < ended[2] <= 300, f"dreamed episodes ended: {ended}"
     assert (run_dir / "learning_curve.png").is_file() and (run_dir / "checkpoint.npz").is_file()
 
 

@@ -90,6 +90,9 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
                 model_based.model,
             )
         self.dream_steps = 0
+        #: Dreamed training steps that ended an episode by the dream's termination (the task's rule
+        #: or the learned readout): 0 means the dreams never showed the task's end.
+        self.dream_terminations = 0
         self.cycles = 0
         #: Real transitions the world model was last fitted on, and its passes so far.
         self.model_fitted_on = self.model_passes = 0
@@ -211,6 +214,8 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
 
     def progress(self) -> dict[str, Any]:
         row = {"dream_steps": self.dream_steps, "real_transitions": len(self.real_transitions)}
+        if not self.model_based.parallel:  # (the dreamer process counts its own)
+            row["dream_terminations"] = self.dream_terminations
         if self.world_model is not None:
             row["model_passes"] = self.model_passes
         if self.model_based.dream_chunk > 0 and not self.model_based.parallel:
@@ -244,6 +249,7 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
 
     def state_dict(self) -> dict[str, Any]:
         state = {**super().state_dict(), "dream_steps": self.dream_steps, "cycles": self.cycles}
+        state["dream_terminations"] = self.dream_terminations
         state["dreamed_returns"] = np.asarray(self.dreamed_returns, dtype=float)
         state["model_fits"] = [self.model_fitted_on, self.model_passes]
         state["versions"] = [self.agent_version, self.model_version, self.dreamed_model_version]
@@ -254,6 +260,7 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.dream_steps, self.cycles = int(state["dream_steps"]), int(state["cycles"])
+        self.dream_terminations = int(state.get("dream_terminations", 0))
         self.dreamed_returns = [float(r) for r in state.get("dreamed_returns", [])]
         self.model_fitted_on, self.model_passes = (int(v) for v in state.get("model_fits", [0, 0]))
         self.agent_version, self.model_version, self.dreamed_model_version = (

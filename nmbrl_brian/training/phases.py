@@ -314,6 +314,7 @@ def dream(
 
     def counter(records: dict[str, RunRecord]) -> int:
         dreamed = records[agent.dream.prefix].steps
+        agent.dream_terminations += int(np.sum(records[agent.dream.prefix].terminated))
         check_sampler(agent, agent.training_loop.env_steps if agent.training_loop else 0)
         return dreamed
 
