@@ -442,7 +442,11 @@ def build_eprop_network(
     # Synapses ---------------------------------------------------------------------------
     learn = config.hidden_learning
     interval = config.update_interval_steps * config.dt
-    syn_eqs = seq.learning_synapse_equations(model, config.activity_sparse, config.event_driven_traces) if learn else seq.STATIC_SYNAPSE
+    syn_eqs = (
+        seq.learning_synapse_equations(model, config.activity_sparse, config.event_driven_traces)
+        if learn
+        else seq.STATIC_SYNAPSE
+    )
     syn_eqs += fp.FIXED_WEIGHT_STEP if fixed else ""
 
     def learning_ops(syn: Synapses, key: str) -> None:
@@ -451,7 +455,8 @@ def build_eprop_network(
         syn.lr = config.learning_rate
         ops[f"{key}_traces"] = syn.run_regularly(
             fp.quantised_traces(
-                seq.trace_update(model, config.activity_sparse, config.event_driven_traces), fp.FIXED_TRACES if fixed else ()
+                seq.trace_update(model, config.activity_sparse, config.event_driven_traces),
+                fp.FIXED_TRACES if fixed else (),
             ),
             when=TRACE_SLOT[0],
             order=TRACE_SLOT[1],

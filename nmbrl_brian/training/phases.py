@@ -313,8 +313,9 @@ def dream(
     }
 
     def counter(records: dict[str, RunRecord]) -> int:
-        dreamed = records[agent.dream.prefix].steps
-        agent.dream_terminations += int(np.sum(records[agent.dream.prefix].terminated))
+        record = records[agent.dream.prefix]
+        agent.dream_terminations += int(np.sum(record.terminated))
+        dreamed = record.steps
         check_sampler(agent, agent.training_loop.env_steps if agent.training_loop else 0)
         return dreamed
 
