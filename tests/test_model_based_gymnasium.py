@@ -3,6 +3,7 @@ part behind the switch (runtime only), dreams end and are rewarded by the task's
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -151,3 +152,63 @@ def test_acrobot_termination_and_reward_code_agree_with_numpy_and_gymnasium():
     Network(group).run(1 * ms)
     np.testing.assert_array_equal(np.asarray(group.term[:]).astype(bool), rule(obs))
     np.testing.assert_array_equal(np.asarray(group.rew[:]), np.where(expected, 0.0, -1.0))
+
+
+def test_dream_shaping_adds_the_potential_term_to_each_dreamed_reward(monkeypatch):
+    """model_based.dream_shaping = k: each dreamed step's reward is the task's (-1, 0 on a
+    terminating step) plus k (gamma Phi(s') - Phi(s)), Phi the free end's height, on the very
+    transitions the dream produced (the first of an episode too: Phi of its real start state)."""
+    from nmbrl_brian.devices import select_device
+    from nmbrl_brian.envs import EnvironmentWrapper
+    from nmbrl_brian.training import phases
+    from nmbrl_brian.world_models import collect_transitions
+
+    select_device("runtime")
+    k, gamma = 2.5, 0.9
+    config = load_config(CONFIG, [*TINY, f"model_based.dream_shaping={k}", f"agent.gamma={gamma}"])
+    env = EnvironmentWrapper("Acrobot-v1")
+    agent = build_agent(config, env.observation_space, env.action_space)
+    records = []
+    run_phase = phases.run_phase
+
+    def recording(agent, phase):
+        if phase.name != "dream":
+            return run_phase(agent, phase)
+        counter = phase.counter
+        return run_phase(
+            agent, replace(phase, counter=lambda r: records.append(r[agent.dream.prefix]) or counter(r))
+        )
+
+    monkeypatch.setattr(phases, "run_phase", recording)
+    data = collect_transitions(EnvironmentWrapper("Acrobot-v1"), None, 60, seed=1)
+    agent.world_model.prepare(data)
+    agent.dream_for(60, agent.model_values(), start_states=data.obs[:5])
+    obs, next_obs, reward, terminated = (
+        np.concatenate([getattr(r, name) for r in records])
+        for name in ("obs", "next_obs", "reward", "terminated")
+    )
+    assert len(reward) == 60
+    task = np.where(terminated, 0.0, -1.0)
+    height = AcrobotTermination.potential
+    expected = task + k * (gamma * height(next_obs) - height(obs))
+    np.testing.assert_allclose(reward, expected, rtol=1e-9, atol=1e-9)
+    assert np.ptp(reward - task) > 0.01, "the shaping term varies along the dream"
+
+
+def test_dream_shaping_is_refused_where_the_task_has_no_potential():
+    with pytest.raises(ConfigError) as error:
+        build_agent(
+            load_config(CONFIG.with_name("cartpole_mbrl.toml"), ["model_based.dream_shaping=1"]),
+            *_spaces("CartPole-v1"),
+        )
+    assert error.value.field == "model_based.dream_shaping"
+    with pytest.raises(ConfigError) as error:
+        load_config(CONFIG, [*TINY, "model_based.dream_shaping=-1"])
+    assert error.value.field == "model_based.dream_shaping"
+
+
+def _spaces(env_id):
+    from nmbrl_brian.envs import EnvironmentWrapper
+
+    env = EnvironmentWrapper(env_id)
+    return env.observation_space, env.action_space

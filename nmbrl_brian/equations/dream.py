@@ -56,14 +56,41 @@ obs = (1 - stepping - resetting)*obs + stepping*clip(obs_next, obs_low, obs_high
 """
 
 
-def dream_env_step(termination: str | None, reward: str | None = None) -> str:
+#: Added to the ``env`` group of a dream whose reward is shaped (``model_based.dream_shaping``).
+DREAM_SHAPING_EQUATIONS = """
+potential : 1                  # the task's potential of the current state
+shaping_scale : 1 (constant)   # k of the shaping term
+shaping_gamma : 1 (constant)   # the agent's discount
+"""
+
+
+def dream_env_step(termination: str | None, reward: str | None = None, potential: str | None = None) -> str:
     """Abstract code of a dream's ports after the step: ``termination`` is an ``int(...)`` expression
     of ``s_0, s_1, ...`` (the task's rule), or None for the learned readout ``failed_next > 0.5``;
     ``reward`` an expression of ``failed`` and ``s_0, s_1, ...`` (the task's reward rule), or None
-    for the model's ``reward_next``."""
+    for the model's ``reward_next``; ``potential`` an expression :math:`\\Phi` of ``s_0, s_1, ...``
+    whose potential-based shaping term (Ng, Harada and Russell 1999, *Policy invariance under
+    reward transformations*) is added to each dreamed step's reward:
+
+    .. math::
+
+        r_{n+1} = r^{task}_{n+1} + k\\,\\bigl(\\gamma\\,\\Phi(s_{n+1}) - \\Phi(s_n)\\bigr)
+
+    with ``k`` = ``shaping_scale`` and :math:`\\gamma` = ``shaping_gamma``, the agent's discount.
+    The terms telescope: an episode's discounted return changes by
+    :math:`k\\,(\\gamma^T \\Phi(s_T) - \\Phi(s_0))`, the same for every policy but for the end state
+    (truncated episodes bootstrap from the value, which absorbs :math:`\\Phi(s_T)`), so the best
+    policy of the task stays the best. It gives a dream that never reaches the goal a signal: on
+    Acrobot, :math:`\\Phi` is the free end's height. None: no shaping."""
     failed = termination if termination is not None else "int(failed_next > 0.5)"
     reward = f"({reward})" if reward is not None else "reward_next"
-    return f"""
+    if potential is None:
+        shaping = ""
+    else:
+        reward = f"({reward} + shaping_scale*(shaping_gamma*({potential}) - potential))"
+        shaping = f"potential = holding*potential + (1 - holding)*({potential})\n"
+    return (
+        f"""
 stepping = int(command == 1)
 resetting = int(command == 2)
 holding = 1 - stepping - resetting
@@ -74,6 +101,8 @@ reward = holding*reward + stepping*{reward}
 needs_reset = holding*needs_reset + stepping*int(terminated == 1 or truncated == 1)
 stepped = stepping
 """
+        + shaping
+    )
 
 
 def state_links(obs_dim: int) -> str:

@@ -131,6 +131,11 @@ class DreamPart(EnvironmentPart):
         The task's reward rule as Brian2 code of ``failed`` and ``s_0, s_1, ...``
         (:meth:`~nmbrl_brian.world_models.termination.CartPoleTermination.reward_code`);
         None: the predictor's ``reward_next``.
+    shaping : (str, float, float), optional
+        ``(potential, k, gamma)``: a potential of the state as Brian2 code of ``s_0, s_1, ...``
+        (:meth:`~nmbrl_brian.world_models.termination.AcrobotTermination.potential_code`), the scale
+        and the agent's discount of the shaping term added to each dreamed reward
+        (:func:`~nmbrl_brian.equations.dream.dream_env_step`). None: no shaping.
     n_copies : int
         Copies of the loop.
     starts_per_run : int
@@ -154,6 +159,7 @@ class DreamPart(EnvironmentPart):
         horizon: int,
         termination=None,
         reward: str | None = None,
+        shaping: tuple[str, float, float] | None = None,
         n_copies: int = 1,
         starts_per_run: int = 1000,
         seed: int = 0,
@@ -180,6 +186,7 @@ class DreamPart(EnvironmentPart):
             n_copies=n_copies,
             prefix=prefix,
             state_equations=dream_eqs.DREAM_ENV_EQUATIONS
+            + (dream_eqs.DREAM_SHAPING_EQUATIONS if shaping is not None else "")
             + dream_eqs.state_links(obs_dim)
             + predictor.env_equations,
             obs_equations=dream_eqs.DREAM_OBS_EQUATIONS
@@ -202,8 +209,11 @@ class DreamPart(EnvironmentPart):
             self.obs_port, dream_eqs.dream_obs_step(self.start_table.name), env_eqs.ORDER_STEP, "step"
         )
         code = termination.brian2_code() if termination is not None else None
+        potential = None
+        if shaping is not None:
+            potential, self.env.shaping_scale, self.env.shaping_gamma = shaping
         self.operations["observe"] = self.at_period_start(
-            self.env, dream_eqs.dream_env_step(code, reward), env_eqs.ORDER_OBSERVE, "observe"
+            self.env, dream_eqs.dream_env_step(code, reward, potential), env_eqs.ORDER_OBSERVE, "observe"
         )
         self.objects += predictor.attach(self)
         self.start_states = np.zeros((1, d))

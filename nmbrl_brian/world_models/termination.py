@@ -66,6 +66,9 @@ class _KnownTermination:
     REWARD_CODE: ClassVar[str | None] = None
     """The task's reward per step as a Brian2 expression of ``failed`` (the step's termination
     flag, 0 or 1) and ``s_0, s_1, ...``; None: no known rule (the model predicts it)."""
+    POTENTIAL_CODE: ClassVar[str | None] = None
+    """A potential of the state, as a Brian2 expression of ``s_0, s_1, ...``, that grows towards
+    the task's goal (``model_based.dream_shaping``); None: the task has none."""
 
     @classmethod
     def from_env(cls, env_id: str | None = None):
@@ -84,6 +87,10 @@ class _KnownTermination:
     def reward_code(self) -> str | None:
         """The task's reward rule as Brian2 code (:attr:`REWARD_CODE`), or None if it has none."""
         return self.REWARD_CODE
+
+    def potential_code(self) -> str | None:
+        """The task's potential as Brian2 code (:attr:`POTENTIAL_CODE`), or None if it has none."""
+        return self.POTENTIAL_CODE
 
 
 @dataclass(frozen=True)
@@ -128,15 +135,21 @@ class AcrobotTermination(_KnownTermination):
     DEFAULT_ENV = "Acrobot-v1"
     BRIAN2_CODE = "int(-s_0 - (s_0*s_2 - s_1*s_3) > goal_height)"
     REWARD_CODE = "failed - 1.0"  # -1 per step, 0 on the terminating step
+    POTENTIAL_CODE = "-s_0 - (s_0*s_2 - s_1*s_3)"  # the free end's height, in link lengths
     NAMESPACE = (("goal_height", "height"),)
 
     height: float = 1.0
     """Height of the goal line in link lengths (fixed at 1.0 in gymnasium's ``_terminal``)."""
 
     def __call__(self, next_obs: np.ndarray) -> np.ndarray:
-        s = np.asarray(next_obs, dtype=np.float64)
+        return self.potential(next_obs) > self.height
+
+    @staticmethod
+    def potential(obs: np.ndarray) -> np.ndarray:
+        """The free end's height ``-cos t1 - cos(t1 + t2)`` in link lengths (:attr:`POTENTIAL_CODE`)."""
+        s = np.asarray(obs, dtype=np.float64)
         c1, s1, c2, s2 = s[..., 0], s[..., 1], s[..., 2], s[..., 3]
-        return -c1 - (c1 * c2 - s1 * s2) > self.height
+        return -c1 - (c1 * c2 - s1 * s2)
 
 
 @dataclass(frozen=True)
