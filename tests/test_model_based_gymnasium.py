@@ -27,8 +27,8 @@ TINY = [
     "network.n_recurrent=20",
     "model_based.dream_steps=40",
     "model_based.horizon=20",
-    # a dreamed return is >= -20 with this horizon, so the file's stop at -80 would end every
-    # cycle's dreaming before it starts
+    # a dreamed return is >= -20 with this horizon, so a stop at -80 would end every cycle's
+    # dreaming before it starts
     "model_based.dream_stop_return=inf",
     "world_model.network.n_recurrent=20",
     "world_model.bias_neurons=2",
@@ -105,7 +105,8 @@ def _dreamed_episodes(reward: str):
     from nmbrl_brian.world_models import collect_transitions
 
     select_device("runtime")
-    config = load_config(CONFIG, [*TINY, f"world_model.reward={reward}"])
+    # the task's reward alone (the file's shaping term off)
+    config = load_config(CONFIG, [*TINY, f"world_model.reward={reward}", "model_based.dream_shaping=0"])
     env = EnvironmentWrapper("Acrobot-v1")
     agent = build_agent(config, env.observation_space, env.action_space)
     data = collect_transitions(EnvironmentWrapper("Acrobot-v1"), None, 60, seed=1)
