@@ -106,7 +106,7 @@ def _dreamed_episodes(reward: str):
 
     select_device("runtime")
     # the task's reward alone (the file's shaping term off)
-    config = load_config(CONFIG, [*TINY, f"world_model.reward={reward}", "model_based.dream_shaping=0"])
+    config = load_config(CONFIG, [*TINY, f"world_model.reward={reward}", "agent.reward_shaping=0"])
     env = EnvironmentWrapper("Acrobot-v1")
     agent = build_agent(config, env.observation_space, env.action_space)
     data = collect_transitions(EnvironmentWrapper("Acrobot-v1"), None, 60, seed=1)
@@ -156,7 +156,7 @@ def test_acrobot_termination_and_reward_code_agree_with_numpy_and_gymnasium():
 
 
 def test_dream_shaping_adds_the_potential_term_to_each_dreamed_reward(monkeypatch):
-    """model_based.dream_shaping = k: each dreamed step's reward is the task's (-1, 0 on a
+    """agent.reward_shaping = k: each dreamed step's reward is the task's (-1, 0 on a
     terminating step) plus k (gamma Phi(s') - Phi(s)), Phi the free end's height, on the very
     transitions the dream produced (the first of an episode too: Phi of its real start state)."""
     from nmbrl_brian.devices import select_device
@@ -166,7 +166,7 @@ def test_dream_shaping_adds_the_potential_term_to_each_dreamed_reward(monkeypatc
 
     select_device("runtime")
     k, gamma = 2.5, 0.9
-    config = load_config(CONFIG, [*TINY, f"model_based.dream_shaping={k}", f"agent.gamma={gamma}"])
+    config = load_config(CONFIG, [*TINY, f"agent.reward_shaping={k}", f"agent.gamma={gamma}"])
     env = EnvironmentWrapper("Acrobot-v1")
     agent = build_agent(config, env.observation_space, env.action_space)
     records = []
@@ -190,22 +190,74 @@ def test_dream_shaping_adds_the_potential_term_to_each_dreamed_reward(monkeypatc
     )
     assert len(reward) == 60
     task = np.where(terminated, 0.0, -1.0)
-    height = AcrobotTermination.potential
+    height = AcrobotTermination().potential
     expected = task + k * (gamma * height(next_obs) - height(obs))
     np.testing.assert_allclose(reward, expected, rtol=1e-9, atol=1e-9)
     assert np.ptp(reward - task) > 0.01, "the shaping term varies along the dream"
 
 
-def test_dream_shaping_is_refused_where_the_task_has_no_potential():
+def test_reward_shaping_is_refused_where_the_task_has_no_potential_or_for_the_dense_agent():
     with pytest.raises(ConfigError) as error:
         build_agent(
-            load_config(CONFIG.with_name("cartpole_mbrl.toml"), ["model_based.dream_shaping=1"]),
+            load_config(CONFIG.with_name("cartpole_mbrl.toml"), ["agent.reward_shaping=1"]),
             *_spaces("CartPole-v1"),
         )
-    assert error.value.field == "model_based.dream_shaping"
-    with pytest.raises(ConfigError) as error:
-        load_config(CONFIG, [*TINY, "model_based.dream_shaping=-1"])
-    assert error.value.field == "model_based.dream_shaping"
+    assert error.value.field == "agent.reward_shaping"
+    for bad in (["agent.reward_shaping=-1"], ["agent.kind=dense_actor_critic", "agent.reward_shaping=1"]):
+        with pytest.raises(ConfigError) as error:
+            load_config(CONFIG, [*TINY, *bad])
+        assert error.value.field == "agent.reward_shaping"
+
+
+def test_model_free_reward_shaping_shapes_the_real_steps_it_learns_from_and_no_evaluation(
+    monkeypatch, tmp_path
+):
+    """agent.reward_shaping = k on the model-free agent: each real training step's reward is the
+    task's plus k (gamma Phi(s') - Phi(s)); evaluation episodes score the task's reward alone."""
+    from nmbrl_brian.training import phases
+
+    k, gamma = 2.0, 0.95
+    config = load_config(
+        CONFIG.with_name("acrobot_snn.toml"),
+        [
+            "total_env_steps=40",
+            "eval_every=40",
+            "eval_episodes=1",
+            "checkpoint_every=0",
+            "periods_per_run=100",
+            "network.n_recurrent=20",
+            f"agent.reward_shaping={k}",
+            f"agent.gamma={gamma}",
+        ],
+    )
+    records = {"real": [], "evaluation": []}
+    run_phase = phases.run_phase
+
+    def recording(agent, phase):
+        counter = phase.counter
+
+        def keep(r):
+            records.setdefault(phase.name, []).append(r[agent.env_part.prefix])
+            return counter(r)
+
+        return run_phase(agent, replace(phase, counter=keep))
+
+    monkeypatch.setattr(phases, "run_phase", recording)
+    run_training(config, out=tmp_path)
+    obs, next_obs, reward, terminated = (
+        np.concatenate([getattr(r, name) for r in records["real"]])
+        for name in ("obs", "next_obs", "reward", "terminated")
+    )
+    assert len(reward) == 40
+    task = np.where(terminated, 0.0, -1.0)
+    height = AcrobotTermination().potential
+    np.testing.assert_allclose(
+        reward, task + k * (gamma * height(next_obs) - height(obs)), rtol=1e-9, atol=1e-9
+    )
+    evaluated = np.concatenate([r.reward for r in records["evaluation"]])
+    assert len(evaluated) > 0 and set(np.unique(evaluated)) <= {-1.0, 0.0}, (
+        "evaluations score the task's reward"
+    )
 
 
 def _spaces(env_id):

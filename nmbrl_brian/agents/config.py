@@ -48,13 +48,6 @@ class ModelBasedConfig:
     number, negative ones too: Acrobot's returns are minus the steps to swing up). A dreamed
     episode lasts at most ``horizon`` steps, so with CartPole's reward of 1 a step a value above
     the horizon is never reached."""
-    dream_shaping: float = 0.0
-    """Scale ``k`` of a potential-based shaping term ``k (gamma Phi(s') - Phi(s))`` added to every
-    dreamed step's reward, ``Phi`` the task's potential (Acrobot: the free end's height; an error
-    for a task without one) and ``gamma`` the agent's discount
-    (:func:`~nmbrl_brian.equations.dream.dream_env_step`). It keeps the task's best policy and gives
-    dreams that never reach the goal a signal. Dreamed evaluations score the shaped return. Real
-    steps are never shaped. 0: none."""
     dream_patience: int = 0
     """A cycle stops dreaming after this many dreamed evaluations in a row without a new best
     dreamed return (0: no such stop)."""
@@ -104,13 +97,6 @@ class ModelBasedConfig:
                 raise ConfigError(f"model_based.{name}", f"an integer >= {minimum}", value)
         if not (math.isfinite(self.model_tolerance) and 0.0 <= self.model_tolerance < 1.0):
             raise ConfigError("model_based.model_tolerance", "a number in [0, 1)", self.model_tolerance)
-        shaping = self.dream_shaping
-        if (
-            isinstance(shaping, bool)
-            or not isinstance(shaping, (int, float))
-            or not (0 <= shaping < math.inf)
-        ):
-            raise ConfigError("model_based.dream_shaping", "a number >= 0", shaping)
         stop = self.dream_stop_return
         if isinstance(stop, bool) or not isinstance(stop, (int, float)) or stop != stop or stop == -math.inf:
             raise ConfigError("model_based.dream_stop_return", "a number (inf: no such stop)", stop)

@@ -80,12 +80,6 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
             )
         if self.world_model_config.reward == "given" and self.termination.reward_code() is None:
             raise ConfigError("world_model.reward", "'learned' (the task has no known reward rule)", "given")
-        if model_based.dream_shaping > 0 and self.termination.potential_code() is None:
-            raise ConfigError(
-                "model_based.dream_shaping",
-                "0 (the task has no potential to shape by)",
-                model_based.dream_shaping,
-            )
         if (
             model_based.model == "perfect"
             and kwargs.get("env_id", "CartPole-v1") not in EQUATION_ENVIRONMENTS
@@ -144,9 +138,13 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
             reward=self.termination.reward_code()
             if self.world_model is not None and self.world_model_config.reward == "given"
             else None,
-            # model_based.dream_shaping > 0: k (gamma Phi(s') - Phi(s)) is added to each dreamed reward
-            shaping=(self.termination.potential_code(), mb.dream_shaping, self.agent_config.gamma)
-            if mb.dream_shaping > 0
+            # agent.reward_shaping > 0: k (gamma Phi(s') - Phi(s)) is added to each dreamed reward
+            shaping=(
+                self.termination.potential_code(),
+                self.agent_config.reward_shaping,
+                self.agent_config.gamma,
+            )
+            if self.agent_config.reward_shaping > 0
             else None,
             starts_per_run=periods // 2 + 2,
             seed=self.part.seeds[0],

@@ -42,6 +42,7 @@ from nmbrl_brian.training import phases
 from nmbrl_brian.training.energy_meter import EnergyMeter
 from nmbrl_brian.training.transition_log import TransitionLog
 from nmbrl_brian.world_models.dataset import TransitionDataset
+from nmbrl_brian.world_models.termination import termination_fn_for
 
 #: Environment parts the facade can build.
 ENVIRONMENT_PARTS = ("gymnasium", "equations")
@@ -121,8 +122,22 @@ class SpikingActorCritic(BaseAgent):
             periods_per_run=periods_per_run,
         )
         period = self.part.period
+        shaping = None
+        if agent.reward_shaping > 0:  # k (gamma Phi(s') - Phi(s)) on the rewards the agent learns from
+            rule = termination_fn_for(env_id)
+            if rule is None or rule.potential_code() is None:
+                raise ConfigError(
+                    "agent.reward_shaping", "0 (the task has no potential to shape by)", agent.reward_shaping
+                )
+            if environment != "gymnasium":
+                raise ConfigError(
+                    "agent.reward_shaping",
+                    "0 with environment = 'equations' (shaping is the gymnasium part's)",
+                    agent.reward_shaping,
+                )
+            shaping = (rule.potential, float(agent.reward_shaping), float(agent.gamma))
         if environment == "gymnasium":
-            self.env_part = GymnasiumPart(obs_dim, self.n_actions, period=period)
+            self.env_part = GymnasiumPart(obs_dim, self.n_actions, period=period, shaping=shaping)
         else:
             self.env_part = CartPolePart(
                 period=period, seeds=[0], resets_per_run=periods_per_run // 2 + 2, env_id=env_id
@@ -147,9 +162,7 @@ class SpikingActorCritic(BaseAgent):
     def networks(self, phase: str) -> list[tuple[Any, int, int]]:
         """``(e-prop network, steps per period, weights written per period)`` of what computes in ``phase``."""
         learned = sum(len(s) for s in self.part.td_synapses) + len(self.part.eprop.readout)
-        return [
-            (self.part.eprop, self.network_config.steps_per_env_step, learned)
-        ]
+        return [(self.part.eprop, self.network_config.steps_per_env_step, learned)]
 
     def _measured_run(
         self, periods: int, values: dict, active, phase: str, *, inference: bool = False
@@ -234,7 +247,9 @@ class SpikingActorCritic(BaseAgent):
         p = np.exp(y - y.max())
         return int(np.random.default_rng().choice(self.n_actions, p=p / p.sum()))
 
-    def record_episode(self, seed: int, *, max_steps: int = 200, dream: bool = False) -> dict[str, np.ndarray]:
+    def record_episode(
+        self, seed: int, *, max_steps: int = 200, dream: bool = False
+    ) -> dict[str, np.ndarray]:
         """One greedy episode with every spike, readout and port recorded (runtime mode);
         see :func:`nmbrl_brian.training.rasters.record_episode`."""
         from nmbrl_brian.training.rasters import record_episode
@@ -261,7 +276,10 @@ class SpikingActorCritic(BaseAgent):
     def weight_values(self) -> dict[tuple[Any, str], np.ndarray]:
         """Copies of the learned parameters as loop values ``{(group, variable): array}`` (for
         :meth:`ClosedLoop.write <nmbrl_brian.loop.ClosedLoop.write>` or a run's values)."""
-        return {(obj, var): np.array(self.loop.value(obj, var)) for obj, var in self.part.weight_variables().values()}
+        return {
+            (obj, var): np.array(self.loop.value(obj, var))
+            for obj, var in self.part.weight_variables().values()
+        }
 
     def weights(self) -> dict[str, np.ndarray]:
         """Copies of the learned parameters: ``w_in``, ``w_rec``, ``w_out``, ``b_out``."""

@@ -245,6 +245,15 @@ class AgentConfig:
     norm of the readouts' eligibility vector, as in normalised LMS)."""
     critic_lr: float = 0.05
     """Normalised step size of the critic: one step moves the value by about ``critic_lr * delta``."""
+    reward_shaping: float = 0.0
+    """Scale ``k`` of a potential-based shaping term ``k (gamma Phi(s') - Phi(s))`` added to every
+    reward the spiking agent learns from: the model-free agent's real steps (a gymnasium task) and
+    the model-based agent's dreamed steps (:func:`~nmbrl_brian.equations.dream.dream_env_step`; its
+    real steps keep the task's reward, which the world model learns), ``Phi`` the task's potential (Acrobot: the
+    free end's height, :mod:`~nmbrl_brian.world_models.termination`; an error for a task without
+    one). It keeps the task's best policy (Ng, Harada and Russell 1999) and gives episodes that never
+    reach the goal a signal. Evaluations on the real task score its reward alone; dreamed evaluations
+    score the shaped return. 0: none."""
 
     def __post_init__(self) -> None:
         if self.kind not in AGENT_KINDS:
@@ -257,3 +266,10 @@ class AgentConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"agent.{name}", "a finite number > 0", value)
+        shaping = self.reward_shaping
+        if isinstance(shaping, bool) or not isinstance(shaping, (int, float)) or not 0 <= shaping < math.inf:
+            raise ConfigError("agent.reward_shaping", "a finite number >= 0", shaping)
+        if shaping > 0 and self.kind == "dense_actor_critic":
+            raise ConfigError(
+                "agent.reward_shaping", "0 for the dense agent (the spiking agents shape)", shaping
+            )

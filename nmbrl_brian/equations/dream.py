@@ -56,7 +56,7 @@ obs = (1 - stepping - resetting)*obs + stepping*clip(obs_next, obs_low, obs_high
 """
 
 
-#: Added to the ``env`` group of a dream whose reward is shaped (``model_based.dream_shaping``).
+#: Added to the ``env`` group of a dream whose reward is shaped (``agent.reward_shaping``).
 DREAM_SHAPING_EQUATIONS = """
 potential : 1                  # the task's potential of the current state
 shaping_scale : 1 (constant)   # k of the shaping term

@@ -9,7 +9,7 @@ part on a standalone device (use an environment written as equations there, such
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from brian2 import NetworkOperation, Quantity
@@ -35,15 +35,31 @@ class GymnasiumPart(EnvironmentPart):
         Network time of one environment step.
     n_copies : int
         Independent environments.
+    shaping : (callable, float, float), optional
+        ``(potential, k, gamma)``: while :attr:`shaping_on`, a step's reward is the task's plus
+        ``k (gamma potential(s') - potential(s))`` (``agent.reward_shaping``; ``potential`` maps
+        observations to the task's potential,
+        :meth:`~nmbrl_brian.world_models.termination.AcrobotTermination.potential`). None: never.
     prefix : str
         Object-name prefix.
     """
 
     def __init__(
-        self, obs_dim: int, n_actions: int, *, period: Quantity, n_copies: int = 1, prefix: str = "gym"
+        self,
+        obs_dim: int,
+        n_actions: int,
+        *,
+        period: Quantity,
+        n_copies: int = 1,
+        shaping: tuple[Callable[[np.ndarray], np.ndarray], float, float] | None = None,
+        prefix: str = "gym",
     ):
         super().__init__(obs_dim, n_actions, period=period, n_copies=n_copies, prefix=prefix)
         self.loops: list[EnvLoop] | None = None
+        self.shaping = shaping
+        #: Whether steps are shaped now: the training phases switch it on while the agent learns on
+        #: the real environment, so evaluations and the loops' own returns see the task's reward.
+        self.shaping_on = False
         self.operation = NetworkOperation(
             self._step, clock=self.clock, when="start", order=env_eqs.ORDER_STEP, name=f"{prefix}_step"
         )
@@ -72,6 +88,9 @@ class GymnasiumPart(EnvironmentPart):
                 t = loop.step(int(action[c]))
                 obs[c] = t.next_obs
                 reward[c], terminated[c], truncated[c] = t.reward, t.terminated, t.truncated
+                if self.shaping is not None and self.shaping_on:
+                    potential, k, gamma = self.shaping
+                    reward[c] += k * (gamma * float(potential(t.next_obs)) - float(potential(t.obs)))
                 needs_reset[c] = int(t.terminated or t.truncated)
                 stepped[c] = 1
             elif command[c] == env_eqs.RESET:

@@ -82,7 +82,13 @@ def run_phase(agent, phase: Phase) -> int:
     while phase.done < phase.budget:
         periods = loop.periods_per_run if loop.standalone else (phase.chunk or phase.budget - phase.done)
         records = agent.meter.run(
-            loop, periods, values, phase.active, phase.name, agent.networks(phase.name), inference=not phase.learning
+            loop,
+            periods,
+            values,
+            phase.active,
+            phase.name,
+            agent.networks(phase.name),
+            inference=not phase.learning,
         )
         values = {}
         phase.done += phase.counter(records)
@@ -154,7 +160,14 @@ class Real:
             ran, counted[0] = env_loop.env_steps - counted[0], env_loop.env_steps
             return ran
 
-        run_phase(agent, Phase("real", agent.real_parts(), values, steps, counter, learning=learning))
+        # agent.reward_shaping: the model-free agent learns from shaped real rewards; a model-based
+        # cycle's real steps keep the task's reward (the world model learns it; dreams are shaped)
+        shaped = getattr(agent.env_part, "shaping", None) is not None and learning and not self.fresh_episodes
+        agent.env_part.shaping_on = shaped
+        try:
+            run_phase(agent, Phase("real", agent.real_parts(), values, steps, counter, learning=learning))
+        finally:
+            agent.env_part.shaping_on = False
 
     def learns(self, agent) -> bool:
         """Whether the agent learns in this real phase: always model-free; in a model-based cycle
@@ -403,7 +416,9 @@ MODEL_FREE = Schedule((Real(),), Evaluate())
 #: The model-based cycle: real steps (fresh episodes), a model update, dreams.
 MODEL_BASED = Schedule((Real(fresh_episodes=True), LearnModel(), Dream()), Evaluate())
 #: Concurrent mode, this process: act with the dreamer's weights, learn the model and publish it.
-MODEL_BASED_CONCURRENT = Schedule((Real(fresh_episodes=True, acting_only=True), LearnModel(publish=True)), Evaluate())
+MODEL_BASED_CONCURRENT = Schedule(
+    (Real(fresh_episodes=True, acting_only=True), LearnModel(publish=True)), Evaluate()
+)
 
 
 def schedule_for(agent) -> Schedule:

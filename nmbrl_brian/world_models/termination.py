@@ -68,7 +68,8 @@ class _KnownTermination:
     flag, 0 or 1) and ``s_0, s_1, ...``; None: no known rule (the model predicts it)."""
     POTENTIAL_CODE: ClassVar[str | None] = None
     """A potential of the state, as a Brian2 expression of ``s_0, s_1, ...``, that grows towards
-    the task's goal (``model_based.dream_shaping``); None: the task has none."""
+    the task's goal (``agent.reward_shaping``; :meth:`potential` is the same in NumPy); None: the
+    task has none."""
 
     @classmethod
     def from_env(cls, env_id: str | None = None):
@@ -91,6 +92,10 @@ class _KnownTermination:
     def potential_code(self) -> str | None:
         """The task's potential as Brian2 code (:attr:`POTENTIAL_CODE`), or None if it has none."""
         return self.POTENTIAL_CODE
+
+    def potential(self, obs: np.ndarray) -> np.ndarray:
+        """The task's potential of observations ``(N, D)`` or ``(D,)`` (:attr:`POTENTIAL_CODE` in NumPy)."""
+        raise NotImplementedError(f"{type(self).__name__} has no potential")
 
 
 @dataclass(frozen=True)
@@ -144,8 +149,7 @@ class AcrobotTermination(_KnownTermination):
     def __call__(self, next_obs: np.ndarray) -> np.ndarray:
         return self.potential(next_obs) > self.height
 
-    @staticmethod
-    def potential(obs: np.ndarray) -> np.ndarray:
+    def potential(self, obs: np.ndarray) -> np.ndarray:
         """The free end's height ``-cos t1 - cos(t1 + t2)`` in link lengths (:attr:`POTENTIAL_CODE`)."""
         s = np.asarray(obs, dtype=np.float64)
         c1, s1, c2, s2 = s[..., 0], s[..., 1], s[..., 2], s[..., 3]
