@@ -34,8 +34,11 @@ steps model-free, 1,500 model-based.
 ``--env Acrobot-v1``: real steps to a greedy mean of -100 (10 evaluation episodes,
 evaluated every 250 real steps up to 5,000 and every 1,000 after), for
 ``dense_model_free`` (``acrobot_dense.toml``), ``spiking_model_free`` (``acrobot_snn.toml``,
-runtime, gymnasium), ``spiking_model_based`` (``acrobot_mbrl.toml``: the full spiking world
-model, dreams rewarded and ended by Acrobot's rule), ``spiking_in_direct_model`` (the same
+runtime, gymnasium), ``spiking_model_free_shaped`` (the same with ``acrobot_mbrl.toml``'s
+``agent.reward_shaping`` on its real steps: the control that tells the dreams' share of the
+model-based result from the shaping term's), ``spiking_model_based`` (``acrobot_mbrl.toml``: the
+full spiking world model, 50-step dreams ended by Acrobot's rule and rewarded by it plus the
+height shaping term), ``spiking_in_direct_model`` (the same
 world model with only its direct input -> readout pathway learning:
 ``world_model.learning_rate=0`` and ``world_model.readout_learning_rate=0``, as
 ``snn_direct`` of ``world_model_quality.py``) and ``spiking_in_linear_model`` (a linear
@@ -60,6 +63,8 @@ alone (``snn_direct``) at the largest training size in that table, and
 ``acrobot_wm_nmse_1000``, the full model's one-step NMSE after 1,000 transitions. Without
 ``--wm-quality``, or when the table lacks a figure, that figure is ``nan``. A folder
 without ``summary.csv``, or made for another environment (its ``config.json``), exits 2.
+After them: ``acrobot_model_free_shaped_steps_median`` and ``ratio_to_shaped`` (that median over
+the model-based one).
 
 Writes under ``--out``: ``metrics.csv`` (tidy, all variants and seeds), ``summary.csv`` (per
 variant and seed: steps to the threshold, best, final and kept-policy returns, wall time),
@@ -156,6 +161,10 @@ def world_model_defaults(path: Path) -> list[str]:
     return items
 
 
+#: acrobot_mbrl.toml's agent.reward_shaping, given to the shaped model-free control.
+MBRL_SHAPING = load_config(CONFIGS / "acrobot_mbrl.toml").agent.reward_shaping
+
+
 def acrobot_variants(quick: bool) -> dict[str, tuple[Path, list[str]]]:
     """Config file and overrides of every Acrobot-v1 variant (no perfect model: no Acrobot equations)."""
     model_free_steps, model_based_steps = (500, 500) if quick else (100_000, 5_000)
@@ -184,6 +193,11 @@ def acrobot_variants(quick: bool) -> dict[str, tuple[Path, list[str]]]:
     return {
         "dense_model_free": (CONFIGS / "acrobot_dense.toml", mf),
         "spiking_model_free": (CONFIGS / "acrobot_snn.toml", [*mf, *small_agent]),
+        # the control for acrobot_mbrl.toml's shaped dreams: the same shaping term on real steps
+        "spiking_model_free_shaped": (
+            CONFIGS / "acrobot_snn.toml",
+            [*mf, *small_agent, f"agent.reward_shaping={MBRL_SHAPING}"],
+        ),
         "spiking_model_based": (CONFIGS / "acrobot_mbrl.toml", [*mb, "model_based.model=spiking", *quick_wm]),
         "spiking_in_direct_model": (
             CONFIGS / "acrobot_mbrl.toml",
@@ -314,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         mb = summary[summary.variant == "spiking_model_based"]
         mbrl, model_free = steps.get("spiking_model_based", NAN), steps.get("spiking_model_free", NAN)
         ratio = model_free / mbrl if not math.isnan(mbrl + model_free) and mbrl > 0 else NAN
+        shaped = steps.get("spiking_model_free_shaped", NAN)
         solved = f"{int(mb['steps_to_threshold'].notna().sum())}/{len(mb)}"
         if acrobot:
             return {
@@ -322,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
                 "ratio": ratio,
                 "seeds_solved": solved,
                 **wm,
+                "acrobot_model_free_shaped_steps_median": shaped,
+                "ratio_to_shaped": shaped / mbrl if not math.isnan(mbrl + shaped) and mbrl > 0 else NAN,
             }
         return {
             "mbrl_steps_to_475_median": mbrl,

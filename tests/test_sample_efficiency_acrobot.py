@@ -16,6 +16,7 @@ SCRIPT = "experiments/sample_efficiency.py"
 VARIANTS = {
     "dense_model_free",
     "spiking_model_free",
+    "spiking_model_free_shaped",
     "spiking_model_based",
     "spiking_in_direct_model",
     "spiking_in_linear_model",
@@ -28,6 +29,8 @@ KEYS = [
     "acrobot_wm_rollout25_nmse_spiking",
     "acrobot_wm_rollout25_nmse_direct",
     "acrobot_wm_nmse_1000",
+    "acrobot_model_free_shaped_steps_median",
+    "ratio_to_shaped",
 ]
 
 headline = script_helpers.headline
@@ -91,6 +94,10 @@ def test_acrobot_schedule_every_250_then_eval_every_1000():
     assert {"world_model.learning_rate=0", "world_model.readout_learning_rate=0"} <= set(direct)
     _, mf = plan["spiking_model_free"]
     assert "total_env_steps=100000" in mf and not any(o.startswith("stop_at_return") for o in mf)
+    path, shaped = plan["spiking_model_free_shaped"]
+    assert path.name == "acrobot_snn.toml" and set(shaped) - set(mf) == {"agent.reward_shaping=1.0"}, (
+        "the control differs from the model-free agent by acrobot_mbrl.toml's shaping alone"
+    )
     from nmbrl_brian.config import load_config
 
     for quick in (False, True):  # every variant's overrides are valid for its config
