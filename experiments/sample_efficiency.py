@@ -161,10 +161,6 @@ def world_model_defaults(path: Path) -> list[str]:
     return items
 
 
-#: acrobot_mbrl.toml's agent.reward_shaping, given to the shaped model-free control.
-MBRL_SHAPING = load_config(CONFIGS / "acrobot_mbrl.toml").agent.reward_shaping
-
-
 def acrobot_variants(quick: bool) -> dict[str, tuple[Path, list[str]]]:
     """Config file and overrides of every Acrobot-v1 variant (no perfect model: no Acrobot equations)."""
     model_free_steps, model_based_steps = (500, 500) if quick else (100_000, 5_000)
@@ -190,13 +186,14 @@ def acrobot_variants(quick: bool) -> dict[str, tuple[Path, list[str]]]:
     # reward rules); without a spiking model those fields are unused and must keep their defaults
     # (the linear model predicts its reward; its dreams still end by Acrobot's rule).
     linear = ["model_based.model=linear", *world_model_defaults(CONFIGS / "acrobot_mbrl.toml")]
+    # the control for acrobot_mbrl.toml's shaped dreams: the same shaping term on real steps
+    shaping = load_config(CONFIGS / "acrobot_mbrl.toml").agent.reward_shaping
     return {
         "dense_model_free": (CONFIGS / "acrobot_dense.toml", mf),
         "spiking_model_free": (CONFIGS / "acrobot_snn.toml", [*mf, *small_agent]),
-        # the control for acrobot_mbrl.toml's shaped dreams: the same shaping term on real steps
         "spiking_model_free_shaped": (
             CONFIGS / "acrobot_snn.toml",
-            [*mf, *small_agent, f"agent.reward_shaping={MBRL_SHAPING}"],
+            [*mf, *small_agent, f"agent.reward_shaping={shaping}"],
         ),
         "spiking_model_based": (CONFIGS / "acrobot_mbrl.toml", [*mb, "model_based.model=spiking", *quick_wm]),
         "spiking_in_direct_model": (
@@ -327,8 +324,12 @@ def main(argv: list[str] | None = None) -> int:
         steps = {name: median_steps(df["steps_to_threshold"]) for name, df in summary.groupby("variant")}
         mb = summary[summary.variant == "spiking_model_based"]
         mbrl, model_free = steps.get("spiking_model_based", NAN), steps.get("spiking_model_free", NAN)
-        ratio = model_free / mbrl if not math.isnan(mbrl + model_free) and mbrl > 0 else NAN
-        shaped = steps.get("spiking_model_free_shaped", NAN)
+
+        def times_fewer(other: float) -> float:
+            """``other`` real steps over the model-based agent's (NaN where either is missing)."""
+            return other / mbrl if not math.isnan(mbrl + other) and mbrl > 0 else NAN
+
+        ratio, shaped = times_fewer(model_free), steps.get("spiking_model_free_shaped", NAN)
         solved = f"{int(mb['steps_to_threshold'].notna().sum())}/{len(mb)}"
         if acrobot:
             return {
@@ -338,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
                 "seeds_solved": solved,
                 **wm,
                 "acrobot_model_free_shaped_steps_median": shaped,
-                "ratio_to_shaped": shaped / mbrl if not math.isnan(mbrl + shaped) and mbrl > 0 else NAN,
+                "ratio_to_shaped": times_fewer(shaped),
             }
         return {
             "mbrl_steps_to_475_median": mbrl,

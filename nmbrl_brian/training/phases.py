@@ -163,11 +163,13 @@ class Real:
         # agent.reward_shaping: the model-free agent learns from shaped real rewards; a model-based
         # cycle's real steps keep the task's reward (the world model learns it; dreams are shaped)
         shaped = getattr(agent.env_part, "shaping", None) is not None and learning and not self.fresh_episodes
-        agent.env_part.shaping_on = shaped
+        if shaped:
+            agent.env_part.shaping_on = True
         try:
             run_phase(agent, Phase("real", agent.real_parts(), values, steps, counter, learning=learning))
         finally:
-            agent.env_part.shaping_on = False
+            if shaped:
+                agent.env_part.shaping_on = False
 
     def learns(self, agent) -> bool:
         """Whether the agent learns in this real phase: always model-free; in a model-based cycle

@@ -138,9 +138,9 @@ class AcrobotTermination(_KnownTermination):
     """
 
     DEFAULT_ENV = "Acrobot-v1"
-    BRIAN2_CODE = "int(-s_0 - (s_0*s_2 - s_1*s_3) > goal_height)"
-    REWARD_CODE = "failed - 1.0"  # -1 per step, 0 on the terminating step
     POTENTIAL_CODE = "-s_0 - (s_0*s_2 - s_1*s_3)"  # the free end's height, in link lengths
+    BRIAN2_CODE = f"int({POTENTIAL_CODE} > goal_height)"
+    REWARD_CODE = "failed - 1.0"  # -1 per step, 0 on the terminating step
     NAMESPACE = (("goal_height", "height"),)
 
     height: float = 1.0
