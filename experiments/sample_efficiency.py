@@ -41,10 +41,11 @@ full spiking world model, 50-step dreams ended by Acrobot's rule and rewarded by
 height shaping term), ``spiking_in_direct_model`` (the same
 world model with only its direct input -> readout pathway learning:
 ``world_model.learning_rate=0`` and ``world_model.readout_learning_rate=0``, as
-``snn_direct`` of ``world_model_quality.py``) and ``spiking_in_linear_model`` (a linear
+``snn_direct`` of ``world_model_quality.py``), ``spiking_in_linear_model`` (a linear
 model fitted to the same real data; it predicts its own reward, dreams end by Acrobot's
-rule). The package has no Acrobot equations, so there is no perfect-model bound here, and
-no ``--with-peers`` (PPO's hyperparameters are CartPole's). Budgets: 5,000 real steps for
+rule) and ``spiking_in_perfect_model`` (the same cycle, shaping and guards dreaming in
+Acrobot's own equations, :mod:`nmbrl_brian.equations.acrobot`: the bound that leaves only the
+agent's own learning). No ``--with-peers`` (PPO's hyperparameters are CartPole's). Budgets: 5,000 real steps for
 the model-based variants (each stops at its first evaluation >= -100); 100,000 for the
 model-free ones, their configs' own budget, left uncapped: the spiking closed loop runs
 about 1,000 real steps/s at 200 neurons (runtime cython), so a seed with its 115
@@ -162,7 +163,7 @@ def world_model_defaults(path: Path) -> list[str]:
 
 
 def acrobot_variants(quick: bool) -> dict[str, tuple[Path, list[str]]]:
-    """Config file and overrides of every Acrobot-v1 variant (no perfect model: no Acrobot equations)."""
+    """Config file and overrides of every Acrobot-v1 variant."""
     model_free_steps, model_based_steps = (500, 500) if quick else (100_000, 5_000)
     common = ["eval_every=1000", "eval_episodes=1" if quick else "eval_episodes=10"]
     mf = [*common, f"total_env_steps={model_free_steps}", schedule(model_free_steps, ACROBOT_EARLY)]
@@ -186,6 +187,7 @@ def acrobot_variants(quick: bool) -> dict[str, tuple[Path, list[str]]]:
     # reward rules); without a spiking model those fields are unused and must keep their defaults
     # (the linear model predicts its reward; its dreams still end by Acrobot's rule).
     linear = ["model_based.model=linear", *world_model_defaults(CONFIGS / "acrobot_mbrl.toml")]
+    perfect = ["model_based.model=perfect", *world_model_defaults(CONFIGS / "acrobot_mbrl.toml")]
     # the control for acrobot_mbrl.toml's shaped dreams: the same shaping term on real steps
     shaping = load_config(CONFIGS / "acrobot_mbrl.toml").agent.reward_shaping
     return {
@@ -201,6 +203,7 @@ def acrobot_variants(quick: bool) -> dict[str, tuple[Path, list[str]]]:
             [*mb, "model_based.model=spiking", *direct_only, *quick_wm],
         ),
         "spiking_in_linear_model": (CONFIGS / "acrobot_mbrl.toml", [*mb, *linear]),
+        "spiking_in_perfect_model": (CONFIGS / "acrobot_mbrl.toml", [*mb, *perfect]),
     }
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import brian2
 import numpy as np
 from brian2 import Network, NeuronGroup, meter, ms, second
-from nmbrl_brian.equations.environment import RESET, STEP
 
 from nmbrl_brian.envs import EnvironmentWrapper
+from nmbrl_brian.equations.environment import RESET, STEP
 from nmbrl_brian.parts import CartPolePart
-from nmbrl_brian.parts.dream import DreamPart, LinearPredictor, PerfectCartPole
+from nmbrl_brian.parts.dream import DreamPart, LinearPredictor, PerfectAcrobot, PerfectCartPole
 from nmbrl_brian.world_models import LinearWorldModel, collect_transitions
-from nmbrl_brian.world_models.termination import CartPoleTermination
+from nmbrl_brian.world_models.termination import AcrobotTermination, CartPoleTermination
 
 
 def drive(parts, prefix: str):
@@ -61,6 +61,60 @@ def test_perfect_dream_reproduces_the_cartpole_part():
             break
     else:
         raise AssertionError("a random policy should end the episode within 200 steps")
+
+
+def test_perfect_dream_reproduces_gymnasium_acrobot():
+    """The dream with Acrobot's equations as its model (one Runge-Kutta step in cosines and sines),
+    started from gymnasium's reset state and given the same random torques, matches gymnasium's
+    own state (angles wrapped, velocities clipped) step for step, with its reward and termination;
+    from a swung-up start, the free end crosses the bar in both on the same step."""
+    import gymnasium as gym
+
+    brian2.prefs.codegen.target = "numpy"
+    rng = np.random.default_rng(3)
+    for case, start in (("rest", None), ("swung", np.array([2.4, -0.6, 3.0, -4.0]))):
+        env = gym.make("Acrobot-v1").unwrapped
+        env.reset(seed=7)
+        if start is not None:
+            env.state = start.copy()
+
+        def observed(env=env):
+            t1, t2, w1, w2 = np.asarray(env.state, dtype=np.float64)  # float32 after a reset
+            return np.array([np.cos(t1), np.sin(t1), np.cos(t2), np.sin(t2), w1, w2])
+
+        termination = AcrobotTermination.from_env()
+        low, high = env.observation_space.low.astype(float), env.observation_space.high.astype(float)
+        dream = DreamPart(
+            6,
+            3,
+            PerfectAcrobot(),
+            period=10 * ms,
+            horizon=500,
+            termination=termination,
+            reward=termination.reward_code(),
+            starts_per_run=20,
+            bounds=(low, high),
+            prefix=f"acro_{case}",
+        )
+        dream.set_start_states(observed()[None, :])
+        head, net = drive([dream], f"acro_{case}")
+        load_tables(dream)
+        head.command = RESET
+        net.run(10 * ms)
+        np.testing.assert_allclose(dream.obs_port.obs[:], observed(), rtol=0, atol=1e-12)
+        for step in range(60):
+            action = int(rng.integers(3))
+            head.command, head.action = STEP, action
+            net.run(10 * ms)
+            _, reward, terminated, _, _ = env.step(action)
+            np.testing.assert_allclose(
+                dream.obs_port.obs[:], observed(), rtol=0, atol=1e-10, err_msg=f"{case}, step {step}"
+            )
+            assert dream.env.terminated[0] == terminated and dream.env.reward[0] == reward, (case, step)
+            if terminated:
+                break
+        assert terminated == (case == "swung"), case
+        env.close()
 
 
 def linear_dream(starts: np.ndarray, prefix: str, **kwds):

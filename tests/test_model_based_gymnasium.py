@@ -265,3 +265,35 @@ def _spaces(env_id):
 
     env = EnvironmentWrapper(env_id)
     return env.observation_space, env.action_space
+
+
+def test_perfect_model_dreams_in_acrobots_equations_and_is_refused_without_them():
+    """model_based.model = "perfect" on Acrobot: the dream steps by Acrobot's equations
+    (tests/test_dream.py checks them against gymnasium), ends by its rule and rewards by it; a task
+    without equations (MountainCar) is refused with the field named."""
+    import script_helpers
+
+    from nmbrl_brian.devices import select_device
+    from nmbrl_brian.envs import EnvironmentWrapper
+
+    select_device("runtime")
+    se = script_helpers.load_script("experiments/sample_efficiency.py")
+    perfect = ["model_based.model=perfect", *se.world_model_defaults(CONFIG)]
+    tiny = [o for o in TINY if not o.startswith("world_model.")]
+    config = load_config(CONFIG, [*tiny, *perfect, "agent.reward_shaping=0"])
+    env = EnvironmentWrapper("Acrobot-v1")
+    agent = build_agent(config, env.observation_space, env.action_space)
+    assert agent.world_model is None
+    # swung up (free end at 0.965, the bar at 1) and moving: some dreamed episodes cross the bar
+    t1, t2, w1, w2 = 2.4, -0.6, 3.0, -4.0
+    start = np.array([np.cos(t1), np.sin(t1), np.cos(t2), np.sin(t2), w1, w2])
+    agent.dream_for(60, agent.model_values(), start_states=start[None, :])
+    returns = np.asarray(agent.dream.episodes.episode_return[:])
+    steps = np.asarray(agent.dream.episodes.episode_steps[:])
+    ended = returns == -steps + 1  # -1 a step, 0 on the terminating one
+    assert np.all(ended | ((returns == -steps) & (steps == 20))), f"returns {returns}, lengths {steps}"
+    assert ended.sum() >= 1 and agent.dream_terminations == ended.sum(), "episodes end by Acrobot's rule"
+    with pytest.raises(ConfigError) as error:
+        mc = load_config(CONFIG, [*tiny, *perfect, "agent.reward_shaping=0", "env_id=MountainCar-v0"])
+        build_agent(mc, env.observation_space, env.action_space)
+    assert error.value.field in ("model_based.model", "env_id")

@@ -20,6 +20,7 @@ VARIANTS = {
     "spiking_model_based",
     "spiking_in_direct_model",
     "spiking_in_linear_model",
+    "spiking_in_perfect_model",
 }
 KEYS = [
     "acrobot_mbrl_steps_to_minus100_median",
@@ -85,7 +86,7 @@ def test_wm_quality_figures_read_the_random_policy_medians(tmp_path):
 def test_acrobot_schedule_every_250_then_eval_every_1000():
     se = load_script()
     plan = se.acrobot_variants(quick=False)
-    assert set(plan) == VARIANTS, "no perfect model on Acrobot"
+    assert set(plan) == VARIANTS
     assert se.THRESHOLDS == {"CartPole-v1": 475.0, "Acrobot-v1": -100.0}
     _, mb = plan["spiking_model_based"]
     assert f"eval_schedule=[{','.join(str(p) for p in range(250, 5001, 250))}]" in mb
@@ -105,7 +106,11 @@ def test_acrobot_schedule_every_250_then_eval_every_1000():
             config = load_config(path, overrides, seed=0)
             assert config.env_id == "Acrobot-v1", name
             if name.startswith("spiking_in") or name == "spiking_model_based":
-                assert config.stop_at_return == -100 and config.model_based.model in ("spiking", "linear")
+                assert config.stop_at_return == -100 and config.model_based.model in (
+                    "spiking",
+                    "linear",
+                    "perfect",
+                )
 
 
 @pytest.mark.slow
@@ -145,7 +150,7 @@ def test_acrobot_quick_end_to_end(tmp_path):
         (("--env", "Acrobot-v1", "--with-peers"), "--with-peers"),
         (("--env", "Acrobot-v1", "--wm-quality", "missing_folder"), "--wm-quality"),
         (("--wm-quality", "missing_folder"), "--wm-quality"),
-        (("--env", "Acrobot-v1", "--only", "spiking_in_perfect_model"), "--only"),
+        (("--env", "Acrobot-v1", "--only", "spiking_in_no_model"), "--only"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, field):

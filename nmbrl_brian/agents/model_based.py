@@ -33,12 +33,12 @@ from typing import Any
 
 import numpy as np
 
-from nmbrl_brian.agents.config import EQUATION_ENVIRONMENTS, ModelBasedConfig
+from nmbrl_brian.agents.config import ModelBasedConfig
 from nmbrl_brian.agents.spiking_actor_critic import SpikingActorCritic
 from nmbrl_brian.equations.world_model import WorldModelConfig
 from nmbrl_brian.errors import ConfigError
 from nmbrl_brian.loop import ClosedLoop
-from nmbrl_brian.parts.dream import DreamPart, LinearPredictor, PerfectCartPole
+from nmbrl_brian.parts.dream import PERFECT_MODELS, DreamPart, LinearPredictor, perfect_predictor
 from nmbrl_brian.parts.switch import EnvironmentSwitch
 from nmbrl_brian.parts.world_model import SpikingPredictor, WorldModelLearnerPart
 from nmbrl_brian.training import phases
@@ -80,13 +80,12 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
             )
         if self.world_model_config.reward == "given" and self.termination.reward_code() is None:
             raise ConfigError("world_model.reward", "'learned' (the task has no known reward rule)", "given")
-        if (
-            model_based.model == "perfect"
-            and kwargs.get("env_id", "CartPole-v1") not in EQUATION_ENVIRONMENTS
-        ):
+        if model_based.model == "perfect" and kwargs.get("env_id", "CartPole-v1") not in PERFECT_MODELS:
             raise ConfigError(
                 "model_based.model",
-                "'spiking' or 'linear' ('perfect' is the CartPole equations)",
+                "'spiking' or 'linear' ('perfect' is a task's own equations: "
+                + ", ".join(PERFECT_MODELS)
+                + ")",
                 model_based.model,
             )
         self.dream_steps = 0
@@ -113,7 +112,7 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
         if mb.model == "linear":
             self.predictor = LinearPredictor(obs_dim, n_actions)
         elif mb.model == "perfect":
-            self.predictor = PerfectCartPole()
+            self.predictor = perfect_predictor(self.real_env_id)
         else:
             self.world_model = SNNWorldModel.for_env(
                 self.real_env_id, config=self.world_model_config, name_prefix="wm"
@@ -134,9 +133,11 @@ class ModelBasedSpikingAgent(SpikingActorCritic):
             horizon=mb.horizon,
             # world_model.termination = "learned": the model's termination readout ends dreamed episodes
             termination=None if self.predictor.learns_termination else self.termination,
-            # world_model.reward = "given": the task's reward rule rewards dreamed steps
+            # the task's reward rule rewards dreamed steps of its own equations, or of the spiking
+            # world model with world_model.reward = "given"
             reward=self.termination.reward_code()
-            if self.world_model is not None and self.world_model_config.reward == "given"
+            if mb.model == "perfect"
+            or (self.world_model is not None and self.world_model_config.reward == "given")
             else None,
             # agent.reward_shaping > 0: k (gamma Phi(s') - Phi(s)) is added to each dreamed reward
             shaping=(

@@ -4,8 +4,8 @@
 the horizon and the termination rule (:mod:`nmbrl_brian.equations.dream`); a
 *predictor* writes the model's next observation and reward for the chosen action:
 
-:class:`PerfectCartPole`
-    the CartPole equations themselves (the upper bound: a model without error);
+:class:`PerfectCartPole`, :class:`PerfectAcrobot`
+    the task's own equations (the upper bound: a model without error; :func:`perfect_predictor`);
 :class:`LinearPredictor`
     a linear model on standardised features ``(s, onehot(a), 1)``, e.g. the
     least-squares fit of :class:`~nmbrl_brian.world_models.baselines.LinearWorldModel`;
@@ -22,6 +22,7 @@ import numpy as np
 from brian2 import Quantity, TimedArray, linked_var
 
 from nmbrl_brian import seeding
+from nmbrl_brian.equations import acrobot as acrobot_eqs
 from nmbrl_brian.equations import cartpole as cp_eqs
 from nmbrl_brian.equations import dream as dream_eqs
 from nmbrl_brian.equations import environment as env_eqs
@@ -67,6 +68,36 @@ class PerfectCartPole(Predictor):
         )
         dream.env.reward_next = 1.0
         return []
+
+
+class PerfectAcrobot(Predictor):
+    """Acrobot's equations as the model (:mod:`nmbrl_brian.equations.acrobot`): one Runge-Kutta step
+    of gymnasium's book dynamics per dreamed step, the reward by the task's rule."""
+
+    def __init__(self, env_id: str = "Acrobot-v1"):
+        self.params = acrobot_eqs.AcrobotParams.from_gymnasium(env_id)
+
+    def namespace(self) -> dict:
+        return self.params.namespace()
+
+    def attach(self, dream: DreamPart) -> list:
+        dream.operations["predict"] = dream.at_period_start(
+            dream.obs_port, acrobot_eqs.acrobot_prediction(), env_eqs.ORDER_LATCH, "predict"
+        )
+        return []
+
+
+#: The tasks whose equations are written out, and their perfect models.
+PERFECT_MODELS: dict[str, type[Predictor]] = {
+    "CartPole-v0": PerfectCartPole,
+    "CartPole-v1": PerfectCartPole,
+    "Acrobot-v1": PerfectAcrobot,
+}
+
+
+def perfect_predictor(env_id: str) -> Predictor:
+    """The perfect model of ``env_id`` (a key of :data:`PERFECT_MODELS`)."""
+    return PERFECT_MODELS[env_id](env_id)
 
 
 class LinearPredictor(Predictor):
