@@ -161,8 +161,9 @@ class SpikingActorCritic(BaseAgent):
 
     def networks(self, phase: str) -> list[tuple[Any, int, int]]:
         """``(e-prop network, steps per period, weights written per period)`` of what computes in ``phase``."""
-        learned = sum(len(s) for s in self.part.td_synapses) + len(self.part.eprop.readout)
-        return [(self.part.eprop, self.network_config.steps_per_env_step, learned)]
+        return [
+            (self.part.eprop, self.network_config.steps_per_env_step, self.part.weights_written_per_period)
+        ]
 
     def _measured_run(
         self, periods: int, values: dict, active, phase: str, *, inference: bool = False

@@ -1,4 +1,4 @@
-"""Reward-based e-prop actor-critic, as Brian2 code run once per environment step.
+r"""Reward-based e-prop actor-critic, as Brian2 code run once per environment step.
 
 Reward-based e-prop (Bellec et al. 2020, "A solution to the learning dilemma for
 recurrent networks of spiking neurons", Nat. Commun. 11:3625, Methods "Reward-based
@@ -49,6 +49,20 @@ normalised LMS: :math:`\\alpha_\\pi` (``agent.actor_lr``) and :math:`\\alpha_V`
 readout weights and biases, before the TD(lambda) tail). The errors reach the
 recurrent neurons as :math:`L_j = \\sum_k B_{jk}\\mathrm{err}_k`, so ``grad`` gains
 exactly :math:`L_j \\bar e_{ji}` at each decision.
+
+**Entropy bonus** (``agent.entropy_bonus`` :math:`\beta > 0`; Williams and Peng 1991, as in A2C).
+The head also computes the policy's entropy :math:`H = \log Z + m - \sum_k \pi_k y_k`, and at each
+decision the policy readouts move up its gradient, immediately and not gated by the TD error:
+
+.. math::
+
+    \mathrm{ent}_k = \frac{\beta\,\bigl(-\pi_k (\log \pi_k + H)\bigr)}{\|\bar x\|^2 + 1}
+        = \frac{\beta\, \partial H / \partial y_k}{\|\bar x\|^2 + 1}, \qquad
+    w_{kj} \leftarrow w_{kj} + \mathrm{ent}_k\, \bar x_j, \quad b_k \leftarrow b_k + \mathrm{ent}_k\, \bar b
+
+(the value readout's is 0), so a decision raises the entropy of its own state's policy by about
+:math:`\beta \|\nabla_y H\|^2`: the policy does not collapse onto one action before the TD error
+has shown that action to be best. Input and recurrent weights are left to the TD rule.
 
 **TD(lambda).** Letting the accumulators decay by :math:`\\gamma\\lambda` instead of
 clearing them turns them into the actor-critic's eligibility traces
@@ -127,11 +141,16 @@ copy : integer (constant)      # copy of the loop
     )
 
 
-def head_step(n_actions: int, uniforms: str) -> str:
+#: Added to the head with an entropy bonus.
+HEAD_ENTROPY_EQUATIONS = "entropy : 1                    # H of this period's policy\n"
+
+
+def head_step(n_actions: int, uniforms: str, entropy: bool = False) -> str:
     """Abstract code of the head's period: TD error, episode boundary, softmax sampling.
 
     ``uniforms`` names a TimedArray of uniform numbers in [0, 1) with one row per
-    period of a run and one column per copy (row ``chunk_period``).
+    period of a run and one column per copy (row ``chunk_period``); ``entropy``: also the
+    policy's entropy ``H = log Z + m - sum_k pi_k y_k`` (an entropy bonus reads it).
     """
     lines = [
         "delta = learning * has_prev * (reward + gamma*value*(1 - terminated) - value_prev)",
@@ -148,6 +167,9 @@ def head_step(n_actions: int, uniforms: str) -> str:
         lines.append(f"greedy = greedy*int(logit_{k} <= logit_max) + {k}*int(logit_{k} > logit_max)")
         lines.append(f"logit_max = 0.5*(logit_max + logit_{k} + abs(logit_max - logit_{k}))")
     lines.append("partition = " + " + ".join(f"exp(logit_{k} - logit_max)" for k in range(n_actions)))
+    if entropy:
+        mean_logit = " + ".join(f"exp(logit_{k} - logit_max)*logit_{k}" for k in range(n_actions))
+        lines.append(f"entropy = log(partition) + logit_max - ({mean_logit})/partition")
     lines.append(f"threshold = {uniforms}(chunk_period*period_dt, copy) * partition")
     lines.append("cumulative = 0.0*copy")
     lines.append("sampled = 0*copy")
@@ -187,6 +209,22 @@ is_policy = int(role < n_actions)
 pi = exp(y - policy_max) / policy_partition
 err = signal_scale * (is_policy*actor_lr*(int(chosen_action == role) - pi) + (1 - is_policy)*critic_lr)
 """
+
+#: Added to the readouts with an entropy bonus.
+READOUT_ENTROPY_LINKS = """
+policy_entropy : 1 (linked)    # head's entropy
+ent : 1                        # the entropy bonus's step of this decision (0 for the value)
+"""
+
+#: A decision's entropy step (after :data:`READOUT_SIGNAL`, whose ``pi`` it reads).
+READOUT_ENTROPY_SIGNAL = """
+ent = signal_scale * is_policy * entropy_bonus * (-pi * (y - policy_max - log(policy_partition) + policy_entropy))
+"""
+
+#: Once per period, on the readout synapses (recurrent and direct): the entropy step, immediate.
+ENTROPY_WEIGHT_UPDATE = "w += ent_post*zbar_out_pre\n"
+#: The same for the readout biases.
+ENTROPY_BIAS_UPDATE = "b += ent*bbar\n"
 
 #: Added to the learning and readout synapses (linked through their ``copy`` index).
 SYNAPSE_LINKS = """
@@ -255,6 +293,12 @@ class AgentConfig:
     reach the goal a signal. Evaluations on the real task score its reward alone; dreamed evaluations
     score the shaped return. 0: none."""
 
+    entropy_bonus: float = 0.0
+    """Scale ``beta`` of an entropy bonus on the spiking agent's policy readouts: at each decision
+    (learning on) they move by ``beta`` times the gradient of the policy's entropy, normalised like
+    the actor's step (module docstring), so the policy does not collapse onto one action before the
+    TD error favours it. 0: none."""
+
     def __post_init__(self) -> None:
         if self.kind not in AGENT_KINDS:
             raise ConfigError("agent.kind", "one of " + ", ".join(repr(k) for k in AGENT_KINDS), self.kind)
@@ -269,6 +313,13 @@ class AgentConfig:
         shaping = self.reward_shaping
         if isinstance(shaping, bool) or not isinstance(shaping, (int, float)) or not 0 <= shaping < math.inf:
             raise ConfigError("agent.reward_shaping", "a finite number >= 0", shaping)
+        bonus = self.entropy_bonus
+        if isinstance(bonus, bool) or not isinstance(bonus, (int, float)) or not 0 <= bonus < math.inf:
+            raise ConfigError("agent.entropy_bonus", "a finite number >= 0", bonus)
+        if bonus > 0 and self.kind == "dense_actor_critic":
+            raise ConfigError(
+                "agent.entropy_bonus", "0 for the dense agent (a spiking agent's readouts)", bonus
+            )
         if shaping > 0 and self.kind == "dense_actor_critic":
             raise ConfigError(
                 "agent.reward_shaping", "0 for the dense agent (the spiking agents shape)", shaping

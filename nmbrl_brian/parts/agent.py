@@ -97,10 +97,11 @@ class ActorCriticPart(Part):
         self.encoder = PopulationEncoder(encoding, obs_dim)
         n_out = self.n_actions + 1
         learn_hidden = network.hidden_learning
+        entropy = agent.entropy_bonus > 0
         extras = {
             "inputs": pc_eqs.POPULATION_CODE_EQUATIONS + ac_eqs.NEURON_LINKS,
             "recurrent": ac_eqs.NEURON_LINKS,
-            "readout": ac_eqs.READOUT_LINKS,
+            "readout": ac_eqs.READOUT_LINKS + (ac_eqs.READOUT_ENTROPY_LINKS if entropy else ""),
             "syn_out": ac_eqs.SYNAPSE_LINKS,
         }
         if learn_hidden:
@@ -134,11 +135,16 @@ class ActorCriticPart(Part):
             critic_lr=agent.critic_lr,
             n_actions=self.n_actions,
             period_dt=self.period,
+            entropy_bonus=agent.entropy_bonus,
         )
         ns[self.uniforms.name] = self.uniforms
 
         self.head = NeuronGroup(
-            b, ac_eqs.head_equations(self.n_actions), namespace=ns, clock=self.clock, name=f"{prefix}_head"
+            b,
+            ac_eqs.head_equations(self.n_actions) + (ac_eqs.HEAD_ENTROPY_EQUATIONS if entropy else ""),
+            namespace=ns,
+            clock=self.clock,
+            name=f"{prefix}_head",
         )
         self.head.copy = np.arange(b)
         self.head.learning, self.head.explore = 1, 1
@@ -170,6 +176,7 @@ class ActorCriticPart(Part):
             ("chosen_action", "action"),
             ("delta", "delta"),
             ("clear", "clear"),
+            *((("policy_entropy", "entropy"),) if entropy else ()),
         ):
             setattr(e.readout, var, linked_var(self.head, head_var, index=copy_of[e.readout]))
         for group in (e.inputs, e.recurrent):
@@ -200,12 +207,15 @@ class ActorCriticPart(Part):
         ops = {
             "head": at_period_start(
                 self.head,
-                ac_eqs.head_step(self.n_actions, self.uniforms.name),
+                ac_eqs.head_step(self.n_actions, self.uniforms.name, entropy=entropy),
                 ac_eqs.ORDER_HEAD,
                 "head_step",
             ),
             "signals": at_period_start(
-                e.readout, ac_eqs.READOUT_SIGNAL, ac_eqs.ORDER_SIGNALS, "learning_signals"
+                e.readout,
+                ac_eqs.READOUT_SIGNAL + (ac_eqs.READOUT_ENTROPY_SIGNAL if entropy else ""),
+                ac_eqs.ORDER_SIGNALS,
+                "learning_signals",
             ),
             "bias_td": at_period_start(
                 e.readout, ac_eqs.TD_BIAS_UPDATE, ac_eqs.ORDER_TD_UPDATE, "readout_td_update"
@@ -238,6 +248,19 @@ class ActorCriticPart(Part):
             cleared = ac_eqs.CLEARED_SYNAPSE + (("eps_a",) if alif else ())
             ops[f"{key}_clear"] = at_period_start(
                 syn, ac_eqs.clear_code(cleared), ac_eqs.ORDER_CLEAR, f"{key}_clear"
+            )
+        #: The synapses and readouts an entropy bonus moves once per period (empty without one).
+        self.entropy_targets = (
+            [e.syn_out, *([self.direct.synapses] if self.direct else [])] if entropy else []
+        )
+        for syn in self.entropy_targets:
+            key = syn.name.removeprefix(f"{prefix}_")
+            ops[f"{key}_entropy"] = at_period_start(
+                syn, ac_eqs.ENTROPY_WEIGHT_UPDATE, ac_eqs.ORDER_TD_UPDATE, f"{key}_entropy_update"
+            )
+        if entropy:
+            ops["bias_entropy"] = at_period_start(
+                e.readout, ac_eqs.ENTROPY_BIAS_UPDATE, ac_eqs.ORDER_TD_UPDATE, "readout_entropy_update"
             )
         ops["clear_signal"] = e.readout.run_regularly(
             ac_eqs.CLEAR_LEARNING_SIGNAL, when="end", name=f"{prefix}_clear_signal"
@@ -329,8 +352,18 @@ class ActorCriticPart(Part):
             out["w_direct"] = (self.direct.synapses, "w")
         return out
 
+    @property
+    def weights_written_per_period(self) -> int:
+        """Weights and biases written once per period while learning: every TD update, and the
+        entropy bonus's step of every readout weight and bias (``agent.entropy_bonus`` > 0)."""
+        learned = sum(len(s) for s in self.td_synapses) + len(self.eprop.readout)
+        if self.entropy_targets:
+            learned += sum(len(s) for s in self.entropy_targets) + len(self.eprop.readout)
+        return learned
+
     def operation_counts(self, steps: int, periods: int) -> OperationCounts:
         """Operations of ``steps`` network steps and ``periods`` environment periods (TD updates once per period)."""
         counts = self.eprop.operation_counts()
-        learned = sum(len(s) for s in self.td_synapses) + len(self.eprop.readout)
-        return counts.__class__(**{**counts.as_dict(), "weight_updates": learned * periods})
+        return counts.__class__(
+            **{**counts.as_dict(), "weight_updates": self.weights_written_per_period * periods}
+        )
