@@ -11,8 +11,8 @@ import pytest
 from nmbrl_brian.config import load_config
 from nmbrl_brian.devices import select_device
 from nmbrl_brian.envs import EnvironmentWrapper
-from nmbrl_brian.errors import ConfigError
 from nmbrl_brian.envs.env_loop import EnvLoop
+from nmbrl_brian.errors import ConfigError
 from nmbrl_brian.training.run import build_agent
 
 CONFIGS = Path(__file__).resolve().parents[1] / "nmbrl_brian" / "configs"
