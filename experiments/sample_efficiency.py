@@ -186,8 +186,9 @@ def acrobot_variants(quick: bool) -> dict[str, tuple[Path, list[str]]]:
     # acrobot_mbrl.toml sets the spiking world model (its network, code, steps, termination and
     # reward rules); without a spiking model those fields are unused and must keep their defaults
     # (the linear model predicts its reward; its dreams still end by Acrobot's rule).
-    linear = ["model_based.model=linear", *world_model_defaults(CONFIGS / "acrobot_mbrl.toml")]
-    perfect = ["model_based.model=perfect", *world_model_defaults(CONFIGS / "acrobot_mbrl.toml")]
+    unused_world_model = world_model_defaults(CONFIGS / "acrobot_mbrl.toml")
+    linear = ["model_based.model=linear", *unused_world_model]
+    perfect = ["model_based.model=perfect", *unused_world_model]
     # the control for acrobot_mbrl.toml's shaped dreams: the same shaping term on real steps
     shaping = load_config(CONFIGS / "acrobot_mbrl.toml").agent.reward_shaping
     return {

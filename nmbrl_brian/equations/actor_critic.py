@@ -310,17 +310,13 @@ class AgentConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"agent.{name}", "a finite number > 0", value)
-        shaping = self.reward_shaping
-        if isinstance(shaping, bool) or not isinstance(shaping, (int, float)) or not 0 <= shaping < math.inf:
-            raise ConfigError("agent.reward_shaping", "a finite number >= 0", shaping)
-        bonus = self.entropy_bonus
-        if isinstance(bonus, bool) or not isinstance(bonus, (int, float)) or not 0 <= bonus < math.inf:
-            raise ConfigError("agent.entropy_bonus", "a finite number >= 0", bonus)
-        if bonus > 0 and self.kind == "dense_actor_critic":
-            raise ConfigError(
-                "agent.entropy_bonus", "0 for the dense agent (a spiking agent's readouts)", bonus
-            )
-        if shaping > 0 and self.kind == "dense_actor_critic":
-            raise ConfigError(
-                "agent.reward_shaping", "0 for the dense agent (the spiking agents shape)", shaping
-            )
+        # terms only the spiking agents have: a finite number >= 0, and 0 for the dense agent
+        for name, whose in (
+            ("reward_shaping", "the spiking agents shape"),
+            ("entropy_bonus", "a spiking agent's readouts"),
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+                raise ConfigError(f"agent.{name}", "a finite number >= 0", value)
+            if value > 0 and self.kind == "dense_actor_critic":
+                raise ConfigError(f"agent.{name}", f"0 for the dense agent ({whose})", value)
