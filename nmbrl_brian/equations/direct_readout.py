@@ -33,6 +33,28 @@ step :math:`\\eta` is the fraction of the error on the current input that the up
 removes (normalised least mean squares; stable for :math:`0 < \\eta < 2`), whatever the
 scale of the inputs.
 
+**Joint normalisation** (``readout_gain`` :math:`\\lambda > 0`). Normalised on its own, the
+direct pathway's step is measured in its inputs' norm and the spiking readout's plain step in
+none: a sample with small direct inputs moves :math:`W^{dir}` far, which shows as a large error
+on samples with large inputs, which the spiking readout's plain step answers in its own units.
+With inputs far beyond the range the code was fitted to, refits grew the weights without bound
+(``tests/test_world_model_drift.py``). One normalised LMS over both pathways, the features
+:math:`[\\bar x^{out}, \\sqrt\\lambda\\, \\bar z^{out}]`, has a single metric:
+
+.. math::
+
+    D_k^t = \\sum_{i'} (\\bar x^{out,t}_{i'})^2 + \\lambda \\sum_{j'} (\\bar z^{out,t}_{j'})^2 + \\epsilon ,
+    \\qquad
+    g^{dir}_{ki} \\mathrel{+}= \\frac{\\mathrm{err}_k^t\\, \\bar x^{out,t}_i}{D_k^t} ,
+    \\qquad
+    g^{out}_{kj} \\mathrel{+}= \\frac{\\lambda\\, \\mathrm{err}_k^t\\, \\bar z^{out,t}_j}{D_k^t} ,
+
+both applied with the same step :math:`\\eta`; one update then removes the fraction
+:math:`\\eta` of the error on the current sample (stable for :math:`0 < \\eta < 2`) whatever
+the scale of either pathway's inputs, and :math:`\\lambda` sets how the two share it. The
+spiking readout sums :math:`\\sum_{j'} (\\bar z^{out}_{j'})^2` into ``znorm`` as the direct
+synapses sum ``xnorm``.
+
 Schedule, as for the recurrent readout synapses (see
 :mod:`nmbrl_brian.equations.eprop_synapses`): the inputs fold this step's value into
 :math:`\\bar x^{out}` with the neurons (``after_synapses``), and step ``t+1`` accumulates
@@ -55,6 +77,17 @@ READOUT_NORM_EQUATIONS = """
 xnorm : 1            # sum_i zbar_out_i^2 over the readout's direct inputs (summed by the direct synapses)
 """
 
+#: Extra state of each readout with joint normalisation, beside ``xnorm``.
+READOUT_JOINT_NORM_EQUATIONS = """
+znorm : 1            # sum_j zbar_out_j^2 over the readout's spiking inputs (summed by the readout synapses)
+"""
+#: Extra line of the recurrent -> readout synapses with joint normalisation.
+READOUT_SYNAPSE_JOINT_NORM = (
+    "znorm_post = zbar_out_pre**2 : 1 (summed)   # squared norm of the spiking inputs\n"
+)
+#: The joint normaliser ``D`` (``readout_gain`` is ``lambda``).
+_JOINT_NORM = "(xnorm_post + readout_gain*znorm_post + direct_norm_floor)"
+
 _SYNAPSE = """
 w : 1                # direct weight W_dir[k, i]
 grad : 1             # accumulated (normalised) sum_t err_k zbar_out_i since the last update
@@ -74,8 +107,15 @@ def synapse_equations(normalized: bool) -> str:
     return _SYNAPSE + (_NORM if normalized else "")
 
 
-def accumulate(normalized: bool) -> str:
-    """One step of gradient accumulation, plain or normalised (``direct_norm_floor`` is ``epsilon``)."""
+def accumulate(normalized: bool, joint: bool = False) -> str:
+    """One step of gradient accumulation, plain, normalised or jointly normalised with the spiking
+    readout (``direct_norm_floor`` is ``epsilon``)."""
+    if joint:
+        return f"grad += err_post*zbar_out_pre/{_JOINT_NORM}\n"
     if normalized:
         return "grad += err_post*zbar_out_pre/(xnorm_post + direct_norm_floor)\n"
     return READOUT_ACCUMULATE
+
+
+#: One step of the spiking readout's gradient accumulation with joint normalisation.
+READOUT_ACCUMULATE_JOINT = f"grad += readout_gain*err_post*zbar_out_pre/{_JOINT_NORM}\n"

@@ -240,6 +240,15 @@ class WorldModelConfig:
     the spiking layer."""
     direct_normalized: bool = True
     """Normalise the direct pathway's steps by the squared norm of its inputs (normalised LMS)."""
+    readout_gain: float = 0.0
+    """``lambda`` > 0: one normalised LMS over both pathways (:mod:`nmbrl_brian.equations.direct_readout`,
+    "Joint normalisation"): the direct weights step by ``direct_learning_rate * err * x / D`` and
+    the spiking readout's weights by ``direct_learning_rate * lambda * err * z / D``, with
+    ``D = |x|^2 + lambda |z|^2`` over the readout's filtered inputs, so an update removes the fraction
+    ``direct_learning_rate`` of the error whatever the states' scale; ``readout_learning_rate``
+    then steps the readout biases only. 0: the direct pathway is normalised alone and the spiking
+    readout takes plain steps of ``readout_learning_rate``. Needs ``direct_readout`` and
+    ``direct_normalized``."""
     direct_learning_rate: float = 1.0
     """Step size of the direct weights. Normalised: the fraction of a transition's error the direct
     pathway removes in one update, in (0, 2), shared among the ``error_steps`` steps; else a plain
@@ -383,6 +392,12 @@ class WorldModelConfig:
         need(self.final_learning_rate_fraction <= 1.0, "final_learning_rate_fraction", "a number in (0, 1]")
         need(isinstance(self.direct_readout, bool), "direct_readout", "true or false")
         need(isinstance(self.direct_normalized, bool), "direct_normalized", "true or false")
+        number("readout_gain")
+        need(
+            self.readout_gain == 0.0 or (self.direct_readout and self.direct_normalized),
+            "readout_gain",
+            "0 unless direct_readout and direct_normalized are true (it normalises both pathways together)",
+        )
         integer("epochs", 1)
         integer("min_updates", 0)
         need(isinstance(self.shuffle, bool), "shuffle", "true or false")

@@ -20,6 +20,8 @@ from brian2 import NeuronGroup, Quantity, StateMonitor, TimedArray, linked_var
 from nmbrl_brian.equations import dream as dream_eqs
 from nmbrl_brian.equations import environment as env_eqs
 from nmbrl_brian.equations import world_model as wm_eqs
+from nmbrl_brian.equations.direct_readout import READOUT_ACCUMULATE_JOINT
+from nmbrl_brian.equations.eprop_synapses import READOUT_ACCUMULATE
 from nmbrl_brian.parts.base import Part, ValueReader
 from nmbrl_brian.parts.dream import DreamPart, Predictor
 from nmbrl_brian.snn.direct_readout import (
@@ -145,12 +147,14 @@ class WorldModelLearnerPart(Part):
         self.periods_per_run, self.rows_per_run = rows, rows - 1
         cfg = model.config
         self.clock = self.period_clock()
+        self.joint = cfg.readout_gain > 0
         extra = (
-            direct_readout_equations(cfg.direct_normalized)
+            direct_readout_equations(cfg.direct_normalized, joint=self.joint)
             if cfg.direct_readout
             else {"inputs": "", "readout": ""}
         )
         extra = {
+            **extra,
             "inputs": extra["inputs"] + wm_eqs.LEARNER_INPUT_EQUATIONS,
             "readout": extra["readout"] + wm_eqs.LEARNER_READOUT_EQUATIONS,
         }
@@ -163,11 +167,16 @@ class WorldModelLearnerPart(Part):
             seed=cfg.seed,
             name_prefix=prefix,
             extra_equations=extra,
+            readout_accumulate=READOUT_ACCUMULATE_JOINT if self.joint else READOUT_ACCUMULATE,
         )
         self.direct = None
         if cfg.direct_readout:
             self.direct = add_direct_readout(
-                e, model.direct_connections(), normalized=cfg.direct_normalized, learning_rate=0.0
+                e,
+                model.direct_connections(),
+                normalized=cfg.direct_normalized,
+                learning_rate=0.0,
+                joint_gain=cfg.readout_gain,
             )
         self.tables_ = {
             "inputs": TimedArray(np.zeros((rows, model.n_inputs)), dt=period, name=f"{prefix}_table_inputs"),
@@ -237,10 +246,11 @@ class WorldModelLearnerPart(Part):
         return {key: np.array(value(obj, var)) for key, (obj, var) in self.weight_variables().items()}
 
     def learning_rate_values(self, rates: tuple[float, float, float]) -> dict:
-        """Values setting the hidden, readout and direct step sizes."""
+        """Values setting the hidden, readout and direct step sizes (normalised jointly, the
+        readout weights take the direct pathway's step and the readout biases the readout step)."""
         hidden, readout, direct = rates
         values = {(syn, "lr"): np.array([hidden]) for syn in self.eprop.learning_synapses}
-        values[(self.eprop.syn_out, "lr")] = np.array([readout])
+        values[(self.eprop.syn_out, "lr")] = np.array([direct if self.joint else readout])
         values[(self.eprop.readout, "lr_b")] = np.array([readout])
         if self.direct is not None:
             values[(self.direct.synapses, "lr")] = np.array([direct])

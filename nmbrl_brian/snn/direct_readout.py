@@ -39,11 +39,17 @@ DIRECT_WEIGHT_KEY = "w_direct"
 """Name of the direct weights among a network's learned parameters (checkpoints, weight dicts)."""
 
 
-def direct_readout_equations(normalized: bool) -> dict[str, str]:
-    """The ``extra_equations`` the e-prop builder needs for a direct pathway (inputs and readouts)."""
+def direct_readout_equations(normalized: bool, joint: bool = False) -> dict[str, str]:
+    """The ``extra_equations`` the e-prop builder needs for a direct pathway (inputs and readouts;
+    ``joint``: normalised together with the spiking readout, which then sums ``znorm`` too, and the
+    builder's ``readout_accumulate`` is :data:`~nmbrl_brian.equations.direct_readout.READOUT_ACCUMULATE_JOINT`)."""
+    if joint and not normalized:
+        raise ValueError("direct_readout_equations: joint normalisation needs normalized=True")
     return {
         "inputs": deq.INPUT_TRACE_EQUATIONS,
-        "readout": deq.READOUT_NORM_EQUATIONS if normalized else "",
+        "readout": (deq.READOUT_NORM_EQUATIONS if normalized else "")
+        + (deq.READOUT_JOINT_NORM_EQUATIONS if joint else ""),
+        "syn_out": deq.READOUT_SYNAPSE_JOINT_NORM if joint else "",
     }
 
 
@@ -84,6 +90,7 @@ def add_direct_readout(
     normalized: bool,
     learning_rate: float,
     extra_equations: str = "",
+    joint_gain: float = 0.0,
 ) -> DirectReadout:
     """Connect the inputs of ``eprop`` straight to its readouts.
 
@@ -99,6 +106,11 @@ def add_direct_readout(
         Normalised (NLMS) steps: ``learning_rate`` is the fraction of the current error removed.
     learning_rate : float
         Step size ``lr`` of the direct weights.
+    joint_gain : float
+        ``lambda`` > 0: normalise jointly with the spiking readout
+        (:mod:`nmbrl_brian.equations.direct_readout`; the network built with
+        ``direct_readout_equations(True, joint=True)`` and ``readout_accumulate =
+        READOUT_ACCUMULATE_JOINT``, its readout synapses' step equal to ``learning_rate``); 0: alone.
     extra_equations : str
         More variables of the direct synapses (e.g. links for a TD update); every synapse also
         has ``syn_copy``, the copy it belongs to.
@@ -117,6 +129,12 @@ def add_direct_readout(
         raise ValueError(
             "add_direct_readout: build the network with extra_equations=direct_readout_equations()"
         )
+    joint = joint_gain > 0
+    if joint and (not normalized or "znorm" not in eprop.readout.variables):
+        raise ValueError(
+            "add_direct_readout: joint_gain needs normalized=True and a network built with "
+            "extra_equations=direct_readout_equations(True, joint=True)"
+        )
     mask = np.ones((n_in, n_out), dtype=bool) if connections is None else np.asarray(connections, dtype=bool)
     if mask.shape != (n_in, n_out):
         raise ValueError(f"connections: expected shape ({n_in}, {n_out}), got {mask.shape}")
@@ -125,6 +143,8 @@ def add_direct_readout(
     )  # the network's name prefix (its clock is "<prefix>_clock")
     ns = eprop.namespace
     ns["direct_norm_floor"] = deq.NORM_FLOOR
+    if joint:
+        ns["readout_gain"] = float(joint_gain)
     syn = Synapses(
         eprop.inputs,
         eprop.readout,
@@ -152,7 +172,7 @@ def add_direct_readout(
             name=prefix + "input_direct_trace",
         ),
         "accumulate": syn.run_regularly(
-            deq.accumulate(normalized),
+            deq.accumulate(normalized, joint),
             when=TRACE_SLOT[0],
             order=TRACE_SLOT[1],
             name=prefix + "syn_direct_accumulate",

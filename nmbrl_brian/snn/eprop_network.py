@@ -280,6 +280,7 @@ def build_eprop_network(
     targets: np.ndarray | None = None,
     extra_equations: Mapping[str, str] | None = None,
     interval_weight_updates: bool = True,
+    readout_accumulate: str = seq.READOUT_ACCUMULATE,
 ) -> EpropNetwork:
     """Build the Brian2 objects of an e-prop network (one or several independent copies).
 
@@ -319,6 +320,11 @@ def build_eprop_network(
         Apply and clear the accumulated gradients every ``config.update_interval_steps``
         steps (supervised e-prop). False leaves the weight updates to the caller (for
         example once per environment step, by TD error).
+
+    readout_accumulate : str
+        The readout synapses' gradient accumulation at each step (default the plain readout
+        rule; a direct pathway normalised jointly with them gives its own,
+        :data:`~nmbrl_brian.equations.direct_readout.READOUT_ACCUMULATE_JOINT`).
 
     Returns
     -------
@@ -541,7 +547,7 @@ def build_eprop_network(
     weights["b_out"] = np.zeros(n_copies * n_outputs)
     syn_out.lr = config.readout_learning_rate
     ops["syn_out_accumulate"] = syn_out.run_regularly(
-        seq.READOUT_ACCUMULATE, when=TRACE_SLOT[0], order=TRACE_SLOT[1], name=p + "syn_out_accumulate"
+        readout_accumulate, when=TRACE_SLOT[0], order=TRACE_SLOT[1], name=p + "syn_out_accumulate"
     )
     if interval_weight_updates:
         ops["syn_out_weight_update"] = syn_out.run_regularly(
