@@ -17,6 +17,8 @@ ones (the file's header documents the format), each cost with its source:
 - ``cmos45_fp32``, ``cmos45_fp32_sram``, ``cmos45_fp32_dram``: 45 nm CMOS, Horowitz (2014),
   ISSCC: fp32 multiply 3.7 pJ and add 0.9 pJ, alone, with operands in an 8 KB SRAM (10 pJ per
   64-bit access) or with weights and traces in DRAM (1.3 nJ per 64-bit access).
+- ``cmos45_int``: the same arithmetic in integers, for ``network.numerics = "fixed"`` (Horowitz
+  2014: 8-bit multiply 0.2 pJ and add 0.03 pJ, 32-bit multiply 3.1 pJ and add 0.1 pJ).
 
 A user adds profiles with a file of the same form, named in the run config
 (``energy_profiles = ["my_profiles.toml"]``); :func:`load_profiles` reads the shipped file and

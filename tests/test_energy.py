@@ -67,6 +67,7 @@ def test_shipped_profiles_price_every_operation_from_sourced_costs():
         "spinnaker2",
         "spinnaker1",
         "cmos45_fp32",
+        "cmos45_int",
         "cmos45_fp32_sram",
         "cmos45_fp32_dram",
     }, f"shipped profiles: {list(SHIPPED_PROFILES)}"
@@ -78,6 +79,11 @@ def test_shipped_profiles_price_every_operation_from_sourced_costs():
     assert SHIPPED_PROFILES["cmos45_fp32_sram"].prices_pj["macs"] == pytest.approx(mac + 10.0), (
         "MAC + 8 KB SRAM read"
     )
+    fixed = SHIPPED_PROFILES["cmos45_int"].prices_pj  # Horowitz 2014: integer multiply and add
+    assert fixed["synaptic_events"] == pytest.approx(0.2 + 0.1), "8-bit multiply + 32-bit add"
+    assert fixed["neuron_updates"] == pytest.approx(3 * (3.1 + 0.1)), "three 32-bit MACs"
+    assert fixed["weight_updates"] == pytest.approx(3.1 + 0.03), "32-bit multiply + 8-bit add"
+    assert all(fixed[op] < CMOS_45NM_FP32.prices_pj[op] for op in OPERATIONS if CMOS_45NM_FP32.prices_pj[op])
     assert SHIPPED_PROFILES["cmos45_fp32_dram"].prices_pj["macs"] == pytest.approx(mac + 1300.0), (
         "MAC + DRAM read"
     )

@@ -9,10 +9,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from nmbrl_brian.equations.cartpole import GYMNASIUM_IDS
 from nmbrl_brian.errors import ConfigError
 
 #: Environments written as Brian2 equations (a spiking agent's ``environment = "equations"``).
-EQUATION_ENVIRONMENTS = ("CartPole-v0", "CartPole-v1")
+EQUATION_ENVIRONMENTS = GYMNASIUM_IDS
 #: Models a model-based agent can dream in.
 MODELS = ("spiking", "linear", "perfect")
 

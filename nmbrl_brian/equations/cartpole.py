@@ -99,6 +99,10 @@ CARTPOLE_OBSERVE = (
 )
 
 
+#: The gymnasium tasks these equations are (their constants differ only in the time limit).
+GYMNASIUM_IDS = ("CartPole-v0", "CartPole-v1")
+
+
 def _quantity(value: Quantity):
     """A dataclass default for a Brian2 quantity (quantities are mutable arrays)."""
     return field(default_factory=lambda: value)

@@ -89,8 +89,7 @@ class PerfectAcrobot(Predictor):
 
 #: The tasks whose equations are written out, and their perfect models.
 PERFECT_MODELS: dict[str, type[Predictor]] = {
-    "CartPole-v0": PerfectCartPole,
-    "CartPole-v1": PerfectCartPole,
+    **dict.fromkeys(cp_eqs.GYMNASIUM_IDS, PerfectCartPole),
     "Acrobot-v1": PerfectAcrobot,
 }
 
