@@ -3,7 +3,8 @@
 Tasks (``--env``): ``CartPole-v1`` (default) and ``Acrobot-v1``. Models: ``snn`` (the full
 spiking world model), its two ablations ``snn_direct`` (the direct input -> readout pathway
 alone: ``world_model.readout_learning_rate=0`` and ``world_model.learning_rate=0``) and
-``snn_spiking`` (the spiking layer alone: ``world_model.direct_readout=false``), ``linear``
+``snn_spiking`` (the spiking layer alone: ``world_model.direct_readout=false``), each with
+``world_model.readout_gain=0`` (a pathway alone is not normalised with the other), ``linear``
 (least squares) and ``mlp``. ``--set world_model.KEY=VALUE`` (repeatable) changes the world
 model of all three spiking variants (the ablation's own settings win).
 
@@ -119,8 +120,9 @@ TASKS = {
 #: The spiking variants: the full model and its two ablations (world-model settings on top of ``--set``).
 SNN_VARIANTS = {
     "snn": {},
-    "snn_direct": {"readout_learning_rate": 0.0, "learning_rate": 0.0},
-    "snn_spiking": {"direct_readout": False},
+    # Each pathway alone learns by its own rule (readout_gain 0: not normalised with the other).
+    "snn_direct": {"readout_learning_rate": 0.0, "learning_rate": 0.0, "readout_gain": 0.0},
+    "snn_spiking": {"direct_readout": False, "readout_gain": 0.0},
 }
 MODELS = (*SNN_VARIANTS, "linear", "mlp")
 TABLE_COLUMNS = ["model", "policy", "metric", "dim", "k", "value", "n", "seed", "n_train"]
@@ -384,7 +386,9 @@ def run_size(
     train = data["train"].subset(slice(0, n_train))
     models, logs = {}, []
     for name in SNN_VARIANTS:
-        models[name], log = train_snn(env_id, name, snn_config(env_id, seed, sizes, n_train, overrides, name), train)
+        models[name], log = train_snn(
+            env_id, name, snn_config(env_id, seed, sizes, n_train, overrides, name), train
+        )
         logs.append(log)
     snn = models["snn"]
     models["linear"] = LinearWorldModel.for_env(env_id, use_termination_fn=False).fit(train)
