@@ -83,13 +83,11 @@ from __future__ import annotations
 import json
 import math
 import sys
-import tomllib
 from pathlib import Path
 
 import pandas as pd
 
-from nmbrl_brian.config import load_config
-from nmbrl_brian.equations.world_model import WorldModelConfig
+from nmbrl_brian.config import default_overrides, load_config
 from nmbrl_brian.errors import ConfigError
 from nmbrl_brian.experiment_tools import (
     check_common_args,
@@ -146,22 +144,6 @@ def variants(quick: bool) -> dict[str, tuple[Path, list[str]]]:
     }
 
 
-def world_model_defaults(path: Path) -> list[str]:
-    """``--set`` items that put every ``world_model`` field the config file sets back to its default."""
-    table = tomllib.loads(path.read_text()).get("world_model", {})
-    items = []
-
-    def walk(node: dict, keys: list[str], default) -> None:
-        for key, value in node.items():
-            if isinstance(value, dict):
-                walk(value, [*keys, key], getattr(default, key))
-            else:
-                items.append(f"{'.'.join([*keys, key])}={json.dumps(getattr(default, key))}")
-
-    walk(table, ["world_model"], WorldModelConfig())
-    return items
-
-
 def acrobot_variants(quick: bool) -> dict[str, tuple[Path, list[str]]]:
     """Config file and overrides of every Acrobot-v1 variant."""
     model_free_steps, model_based_steps = (500, 500) if quick else (100_000, 5_000)
@@ -186,7 +168,7 @@ def acrobot_variants(quick: bool) -> dict[str, tuple[Path, list[str]]]:
     # acrobot_mbrl.toml sets the spiking world model (its network, code, steps, termination and
     # reward rules); without a spiking model those fields are unused and must keep their defaults
     # (the linear model predicts its reward; its dreams still end by Acrobot's rule).
-    unused_world_model = world_model_defaults(CONFIGS / "acrobot_mbrl.toml")
+    unused_world_model = default_overrides(CONFIGS / "acrobot_mbrl.toml", "world_model")
     linear = ["model_based.model=linear", *unused_world_model]
     perfect = ["model_based.model=perfect", *unused_world_model]
     # the control for acrobot_mbrl.toml's shaped dreams: the same shaping term on real steps

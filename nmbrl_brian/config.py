@@ -219,7 +219,9 @@ def unused_fields(config: RunConfig) -> dict[str, str]:
     if config.agent.kind == "spiking_model_based":
         mb = config.model_based
         if mb.model != "spiking" or mb.model_patience == 0:
-            unused["model_based.model_tolerance"] = "model_based.model_patience is 0 or no spiking world model"
+            unused["model_based.model_tolerance"] = (
+                "model_based.model_patience is 0 or no spiking world model"
+            )
         if mb.model != "spiking":
             unused["model_based.model_patience"] = "no spiking world model is fitted (model_based.model)"
         if mb.dream_chunk == 0:
@@ -230,7 +232,9 @@ def unused_fields(config: RunConfig) -> dict[str, str]:
                 "keep_best_in_dream",
                 "dream_eval_first",
             ):
-                unused[f"model_based.{name}"] = "model_based.dream_chunk is 0 (one dream a cycle, no dreamed evaluation)"
+                unused[f"model_based.{name}"] = (
+                    "model_based.dream_chunk is 0 (one dream a cycle, no dreamed evaluation)"
+                )
     unused.update({f"encoding.{k}": v for k, v in config.encoding.unused_fields().items()})
     return unused
 
@@ -239,6 +243,28 @@ def _get(obj: Any, dotted: str) -> Any:
     for part in dotted.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+def default_overrides(path: str | Path, section: str) -> list[str]:
+    """``--set`` items that put every field of ``section`` that the config file at ``path`` sets
+    back to its default: how a run reuses a file whose section it does not use (for example
+    ``model_based.model = "perfect"`` with a file that tunes the spiking ``world_model``, which
+    :func:`check_unused` would refuse)."""
+    names = {f.name: f for f in dataclasses.fields(RunConfig)}
+    if section not in names or names[section].default_factory is dataclasses.MISSING:
+        raise ValueError(f"section: expected a section of the config file, got {section!r}")
+    items: list[str] = []
+
+    def walk(node: dict, keys: list[str], default: Any) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, [*keys, key], getattr(default, key))
+            else:
+                items.append(f"{'.'.join([*keys, key])}={json.dumps(getattr(default, key))}")
+
+    table = tomllib.loads(Path(path).read_text()).get(section, {})
+    walk(table, [section], names[section].default_factory())
+    return items
 
 
 def check_unused(config: RunConfig) -> None:
@@ -457,7 +483,9 @@ def apply_resume_overrides(config: RunConfig, overrides: list[str] | tuple[str, 
     return from_dict(RunConfig, data)
 
 
-def describe(cls: type = RunConfig, prefix: str = "", defaults: Any = None) -> list[tuple[str, str, Any, str]]:
+def describe(
+    cls: type = RunConfig, prefix: str = "", defaults: Any = None
+) -> list[tuple[str, str, Any, str]]:
     """List ``(dotted_name, type, default, doc)`` for every field, reading field docstrings.
 
     ``defaults`` is the instance whose values are the defaults (a section's own default

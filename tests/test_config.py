@@ -209,3 +209,22 @@ def test_a_dreamed_stop_return_may_be_negative_and_inf_means_no_stop():
     for bad in ("nan", "-inf", "true"):
         with pytest.raises(ConfigError, match=r"^model_based.dream_stop_return: expected a number"):
             load_config(CONFIGS / "cartpole_mbrl.toml", [*base, f"model_based.dream_stop_return={bad}"])
+
+
+def test_default_overrides_put_a_files_section_back_to_its_defaults():
+    """The items reset exactly the fields the file sets (nested ones too), so the file loads with the
+    spiking world model unused; without them it is refused."""
+    from nmbrl_brian.config import default_overrides
+    from nmbrl_brian.equations.world_model import WorldModelConfig
+
+    path = Path(__file__).parents[1] / "nmbrl_brian" / "configs" / "acrobot_mbrl.toml"
+    items = default_overrides(path, "world_model")
+    assert "world_model.min_updates=10000" in items
+    assert "world_model.network.n_recurrent=300" in items
+    assert "world_model.encoding.neurons_per_dim=12" in items
+    with pytest.raises(ConfigError, match="world_model"):
+        load_config(path, ["model_based.model=perfect"])
+    config = load_config(path, ["model_based.model=perfect", *items])
+    assert config.world_model == WorldModelConfig()
+    with pytest.raises(ValueError, match="section"):
+        default_overrides(path, "env_id")

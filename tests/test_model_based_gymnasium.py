@@ -12,7 +12,7 @@ import pytest
 from brian2 import Network, NeuronGroup, defaultclock, ms
 
 from nmbrl_brian.checkpoints import read_checkpoint
-from nmbrl_brian.config import load_config
+from nmbrl_brian.config import default_overrides, load_config
 from nmbrl_brian.errors import ConfigError
 from nmbrl_brian.training.run import build_agent, resume_training, run_training
 from nmbrl_brian.world_models.termination import AcrobotTermination
@@ -271,14 +271,11 @@ def test_perfect_model_dreams_in_acrobots_equations_and_is_refused_without_them(
     """model_based.model = "perfect" on Acrobot: the dream steps by Acrobot's equations
     (tests/test_dream.py checks them against gymnasium), ends by its rule and rewards by it; a task
     without equations (MountainCar) is refused with the field named."""
-    import script_helpers
-
     from nmbrl_brian.devices import select_device
     from nmbrl_brian.envs import EnvironmentWrapper
 
     select_device("runtime")
-    se = script_helpers.load_script("experiments/sample_efficiency.py")
-    perfect = ["model_based.model=perfect", *se.world_model_defaults(CONFIG)]
+    perfect = ["model_based.model=perfect", *default_overrides(CONFIG, "world_model")]
     tiny = [o for o in TINY if not o.startswith("world_model.")]
     config = load_config(CONFIG, [*tiny, *perfect, "agent.reward_shaping=0"])
     env = EnvironmentWrapper("Acrobot-v1")
