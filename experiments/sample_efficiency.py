@@ -40,8 +40,8 @@ model-based result from the shaping term's), ``spiking_model_based`` (``acrobot_
 full spiking world model, 50-step dreams ended by Acrobot's rule and rewarded by it plus the
 height shaping term), ``spiking_in_direct_model`` (the same
 world model with only its direct input -> readout pathway learning:
-``world_model.learning_rate=0`` and ``world_model.readout_learning_rate=0``, as
-``snn_direct`` of ``world_model_quality.py``), ``spiking_in_linear_model`` (a linear
+``world_model.learning_rate=0``, ``world_model.readout_learning_rate=0`` and
+``world_model.readout_gain=0``, as ``snn_direct`` of ``world_model_quality.py``), ``spiking_in_linear_model`` (a linear
 model fitted to the same real data; it predicts its own reward, dreams end by Acrobot's
 rule) and ``spiking_in_perfect_model`` (the same cycle, shaping and guards dreaming in
 Acrobot's own equations, :mod:`nmbrl_brian.equations.acrobot`: the bound that leaves only the
@@ -164,7 +164,12 @@ def acrobot_variants(quick: bool) -> dict[str, tuple[Path, list[str]]]:
         if quick
         else []
     )
-    direct_only = ["world_model.learning_rate=0", "world_model.readout_learning_rate=0"]
+    # the direct pathway alone, by its own rule (readout_gain 0: not normalised with the readout)
+    direct_only = [
+        "world_model.learning_rate=0",
+        "world_model.readout_learning_rate=0",
+        "world_model.readout_gain=0",
+    ]
     # acrobot_mbrl.toml sets the spiking world model (its network, code, steps, termination and
     # reward rules); without a spiking model those fields are unused and must keep their defaults
     # (the linear model predicts its reward; its dreams still end by Acrobot's rule).

@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 import script_helpers
 
+from nmbrl_brian.config import load_config
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = "experiments/sample_efficiency.py"
 VARIANTS = {
@@ -93,14 +95,15 @@ def test_acrobot_schedule_every_250_then_eval_every_1000():
     assert {"eval_every=1000", "eval_episodes=10", "total_env_steps=5000", "stop_at_return=-100"} <= set(mb)
     _, direct = plan["spiking_in_direct_model"]
     assert {"world_model.learning_rate=0", "world_model.readout_learning_rate=0"} <= set(direct)
+    direct_config = load_config(plan["spiking_in_direct_model"][0], direct, seed=0).world_model
+    assert direct_config.readout_gain == 0.0, "the direct pathway alone is not normalised with the readout"
+    assert load_config(plan["spiking_model_based"][0], mb, seed=0).world_model.readout_gain > 0
     _, mf = plan["spiking_model_free"]
     assert "total_env_steps=100000" in mf and not any(o.startswith("stop_at_return") for o in mf)
     path, shaped = plan["spiking_model_free_shaped"]
     assert path.name == "acrobot_snn.toml" and set(shaped) - set(mf) == {"agent.reward_shaping=1.0"}, (
         "the control differs from the model-free agent by acrobot_mbrl.toml's shaping alone"
     )
-    from nmbrl_brian.config import load_config
-
     for quick in (False, True):  # every variant's overrides are valid for its config
         for name, (path, overrides) in se.acrobot_variants(quick).items():
             config = load_config(path, overrides, seed=0)
