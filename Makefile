@@ -30,7 +30,7 @@ run: $(STAMP)
 	$(BIN)/nmbrl run --config nmbrl_brian/configs/cartpole_mbrl_lean.toml
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check nmbrl_brian experiments analysis tests
