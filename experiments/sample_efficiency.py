@@ -88,6 +88,7 @@ from pathlib import Path
 import pandas as pd
 
 from nmbrl_brian.config import default_overrides, load_config
+from nmbrl_brian.equations.world_model import DIRECT_PATHWAY_ALONE
 from nmbrl_brian.errors import ConfigError
 from nmbrl_brian.experiment_tools import (
     check_common_args,
@@ -164,12 +165,7 @@ def acrobot_variants(quick: bool) -> dict[str, tuple[Path, list[str]]]:
         if quick
         else []
     )
-    # the direct pathway alone, by its own rule (readout_gain 0: not normalised with the readout)
-    direct_only = [
-        "world_model.learning_rate=0",
-        "world_model.readout_learning_rate=0",
-        "world_model.readout_gain=0",
-    ]
+    direct_only = [f"world_model.{name}={value:g}" for name, value in DIRECT_PATHWAY_ALONE.items()]
     # acrobot_mbrl.toml sets the spiking world model (its network, code, steps, termination and
     # reward rules); without a spiking model those fields are unused and must keep their defaults
     # (the linear model predicts its reward; its dreams still end by Acrobot's rule).

@@ -76,7 +76,7 @@ from nmbrl_brian.config import from_dict, load_config, parse_override, set_neste
 from nmbrl_brian.devices import reset_device, select_device
 from nmbrl_brian.envs import EnvironmentWrapper
 from nmbrl_brian.envs.env_loop import EnvLoop
-from nmbrl_brian.equations.world_model import WorldModelConfig
+from nmbrl_brian.equations.world_model import DIRECT_PATHWAY_ALONE, SPIKING_LAYER_ALONE, WorldModelConfig
 from nmbrl_brian.errors import ConfigError
 from nmbrl_brian.experiment_tools import check_common_args, experiment_parser, parallel_map, run_main
 from nmbrl_brian.plotting import save_figure
@@ -120,9 +120,8 @@ TASKS = {
 #: The spiking variants: the full model and its two ablations (world-model settings on top of ``--set``).
 SNN_VARIANTS = {
     "snn": {},
-    # Each pathway alone learns by its own rule (readout_gain 0: not normalised with the other).
-    "snn_direct": {"readout_learning_rate": 0.0, "learning_rate": 0.0, "readout_gain": 0.0},
-    "snn_spiking": {"direct_readout": False, "readout_gain": 0.0},
+    "snn_direct": DIRECT_PATHWAY_ALONE,
+    "snn_spiking": SPIKING_LAYER_ALONE,
 }
 MODELS = (*SNN_VARIANTS, "linear", "mlp")
 TABLE_COLUMNS = ["model", "policy", "metric", "dim", "k", "value", "n", "seed", "n_train"]

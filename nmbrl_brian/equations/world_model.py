@@ -416,3 +416,11 @@ class WorldModelConfig:
             return 1.0
         frac = min(max(epoch, 0), epochs - 1) / (epochs - 1)
         return 1.0 - (1.0 - self.final_learning_rate_fraction) * frac
+
+
+#: The world model's two ablations, as :class:`WorldModelConfig` fields: each pathway alone, learning
+#: by its own rule (``readout_gain`` 0: not normalised with the other pathway). Used by
+#: ``experiments/world_model_quality.py`` (``snn_direct``, ``snn_spiking``) and the model-based agent
+#: dreaming in the direct pathway alone (``experiments/sample_efficiency.py``).
+DIRECT_PATHWAY_ALONE = {"readout_learning_rate": 0.0, "learning_rate": 0.0, "readout_gain": 0.0}
+SPIKING_LAYER_ALONE = {"direct_readout": False, "readout_gain": 0.0}
