@@ -71,6 +71,12 @@ Writes under ``--out``: ``metrics.csv`` (tidy, all variants and seeds), ``summar
 variant and seed: steps to the threshold, best, final and kept-policy returns, wall time),
 ``sample_efficiency.png`` and ``runs/``. Re-running resumes unfinished seeds.
 
+``--stop-at-threshold`` makes every variant, the model-free ones too, stop at its first
+evaluation at or above the threshold: a run's trajectory up to there is the same (the stop only
+cuts what follows), so the real steps to the threshold and the headline ratio are unchanged,
+while a model-free seed costs minutes instead of its whole budget; the final and kept-policy
+returns in ``summary.csv`` are then those of that evaluation.
+
 Usage::
 
     python experiments/sample_efficiency.py --seeds 5 --out results/sample_efficiency
@@ -107,6 +113,17 @@ ACROBOT_EARLY = list(range(250, 5001, 250))
 ENVS = ("CartPole-v1", "Acrobot-v1")
 THRESHOLDS = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0}
 NAN = float("nan")
+
+
+def stopping_at(
+    plan: dict[str, tuple[Path, list[str]]], threshold: float
+) -> dict[str, tuple[Path, list[str]]]:
+    """``plan`` with every variant stopping at its first evaluation at or above ``threshold``
+    (``--stop-at-threshold``: the model-free variants too; the model-based ones already do)."""
+    return {
+        name: (path, [*overrides, f"stop_at_return={threshold:g}"])
+        for name, (path, overrides) in plan.items()
+    }
 
 
 def schedule(total: int, early: list[int] = EARLY) -> str:
@@ -263,6 +280,12 @@ def main(argv: list[str] | None = None) -> int:
         help="Acrobot-v1 only: a finished world_model_quality.py --env Acrobot-v1 folder, for the "
         "headline's world-model figures (default: nan)",
     )
+    parser.add_argument(
+        "--stop-at-threshold",
+        action="store_true",
+        help="the model-free variants also stop at their first evaluation at or above the threshold "
+        "(steps to it unchanged; final returns are then that evaluation's)",
+    )
     args = parser.parse_args(argv)
 
     def body():
@@ -285,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
             if unknown:
                 raise ConfigError("--only", "variants among " + ", ".join(plan), ",".join(sorted(unknown)))
             plan = {k: v for k, v in plan.items() if k in args.only.split(",")}
+        if args.stop_at_threshold:
+            plan = stopping_at(plan, threshold)
         for path, overrides in plan.values():  # every variant's config is valid before any runs
             load_config(path, overrides, seed=0)
         metrics = {

@@ -171,3 +171,24 @@ def test_wm_quality_of_another_environment_is_refused(tmp_path):
     bad = run_script(SCRIPT, "--env", "Acrobot-v1", "--wm-quality", str(wm), "--out", str(out), timeout=300)
     assert bad.returncode == 2 and bad.stderr.strip().startswith("error: --wm-quality:"), bad.stderr
     assert "CartPole-v1" in bad.stderr and not out.exists()
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Acrobot-v1"])
+def test_stop_at_threshold_stops_every_variant_there_and_changes_nothing_else(env_id):
+    se = load_script()
+    plan = se.acrobot_variants(quick=False) if env_id == "Acrobot-v1" else se.variants(quick=False)
+    threshold = se.THRESHOLDS[env_id]
+    stopping = se.stopping_at(plan, threshold)
+    assert set(stopping) == set(plan)
+    for name, (path, overrides) in stopping.items():
+        base_path, base = plan[name]
+        assert path == base_path and overrides[: len(base)] == base, f"{name}: other settings changed"
+        config = load_config(path, overrides, seed=0)
+        assert config.stop_at_return == threshold, f"{name} stops at {config.stop_at_return}"
+        assert config.total_env_steps == load_config(path, base, seed=0).total_env_steps, (
+            f"{name}: budget changed"
+        )
+    _, model_free = plan["spiking_model_free"]
+    assert load_config(plan["spiking_model_free"][0], model_free, seed=0).stop_at_return == math.inf, (
+        "without the flag the model-free agent trains to its budget"
+    )
