@@ -103,7 +103,6 @@ class EpropNetwork:
     interval_weight_updates: bool = True
     """Whether the builder scheduled the supervised weight updates every ``update_interval_steps``."""
 
-    # ----------------------------------------------------------------------------------
     @property
     def objects(self) -> list:
         """The objects to add to a ``brian2.Network`` (groups, synapses, monitors)."""
@@ -123,7 +122,6 @@ class EpropNetwork:
         """Time step of the network."""
         return self.clock.dt
 
-    # ----------------------------------------------------------------------------------
     # Driving the network
     def set_inputs(self, x) -> None:
         """Write the input values ``x`` (Poisson scale in [0, 1], or currents)."""
@@ -322,9 +320,8 @@ def build_eprop_network(
         example once per environment step, by TD error).
 
     readout_accumulate : str
-        The readout synapses' gradient accumulation at each step (default the plain readout
-        rule; a direct pathway normalised jointly with them gives its own,
-        :data:`~nmbrl_brian.equations.direct_readout.READOUT_ACCUMULATE_JOINT`).
+        The readout synapses' gradient accumulation per step: the plain rule, or a jointly normalised
+        direct pathway's (:data:`~nmbrl_brian.equations.direct_readout.READOUT_ACCUMULATE_JOINT`).
 
     Returns
     -------
